@@ -1,0 +1,3 @@
+"""uamrn: uncertainty-aware magnification-robust networks for micro-expression recognition."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""commands sub-package."""

@@ -1,0 +1,134 @@
+"""Typed configuration, composed from small groups and saved with every run.
+
+Each group is a pydantic model that rejects unknown keys, so a typo in a YAML file or an
+override fails with the offending name instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SequenceConfig(_Group):
+    """How the onset-to-apex change is rebuilt into a sequence of magnified frames."""
+
+    factor_start: float = 2.0
+    factor_stop: float = 13.0
+    length: int = Field(32, ge=1, description="L: number of frames, one per amplification factor")
+    magnifier: Literal["linear", "learned"] = "linear"
+    learned_weights: Path | None = None
+
+    @model_validator(mode="after")
+    def _check_range(self) -> "SequenceConfig":
+        if self.factor_stop < self.factor_start:
+            raise ValueError(
+                f"factor_stop ({self.factor_stop}) is below factor_start ({self.factor_start}); "
+                "give the amplification range as START:STOP with START <= STOP"
+            )
+        return self
+
+    def factors(self) -> list[float]:
+        """Amplification factors, evenly spaced and ascending; one factor when length is 1."""
+        if self.length == 1:
+            return [self.factor_start]
+        step = (self.factor_stop - self.factor_start) / (self.length - 1)
+        return [self.factor_start + i * step for i in range(self.length)]
+
+
+class FrontEndConfig(_Group):
+    """The frozen feature extractor applied to every frame of the sequence."""
+
+    name: Literal["mini_xception", "resnet18", "flow_pixels"] = "mini_xception"
+    weights: Path | None = Field(None, description="checkpoint for resnet18 (torchvision or FER+ format)")
+    resnet_stage: Literal["layer1", "layer2", "layer3", "layer4"] = "layer3"
+    pool: int = Field(2, ge=1, description="feature maps are average-pooled to pool x pool")
+
+
+class ModelConfig(_Group):
+    """The trainable upper network: projection, SSA blocks and the uncertainty head."""
+
+    d_model: int = Field(128, ge=8)
+    n_blocks: int = Field(3, ge=1)
+    n_heads: int = Field(2, ge=1)
+    n_hyperplanes: int = Field(3, ge=1, description="n_p: hyperplanes per hash table, 2**n_p buckets")
+    n_tables: int = Field(4, ge=1, description="n_t: hash tables whose same-bucket pairs are unioned")
+    attention: Literal["sparse", "full"] = "sparse"
+    attention_impl: Literal["auto", "dense", "bucketed"] = "auto"
+    redraw_hyperplanes: bool = False
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    mlp_ratio: float = Field(2.0, gt=0.0)
+    mc_samples: int = Field(8, ge=1, description="M: Monte-Carlo dropout passes, batched")
+    uncertainty: bool = True
+
+    @model_validator(mode="after")
+    def _check_heads(self) -> "ModelConfig":
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        return self
+
+
+class TrainConfig(_Group):
+    """Optimiser and schedule; the model evaluated is always the one after the last epoch."""
+
+    epochs: int = Field(40, ge=1)
+    lr: float = Field(2e-4, gt=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(0.0, ge=0.0)
+    lr_step: int = Field(10, ge=1, description="epochs between learning-rate decays")
+    lr_decay: float = Field(0.1, gt=0.0, le=1.0)
+    batch_size: int = Field(32, ge=1)
+    seed: int = 0
+    threads: int = Field(0, ge=0, description="torch CPU threads per fold; 0 keeps torch's default")
+
+
+class DataConfig(_Group):
+    """Which samples to read and how to turn them into model inputs."""
+
+    dataset: Literal["megc2019", "casme2", "samm", "smic", "casme3", "demo"] = "megc2019"
+    root: Path | None = None
+    databases: list[str] | None = None
+    classes: str | None = None
+    allow_missing: bool = False
+    input: Literal["flow", "apex+flow", "frames"] = "flow"
+
+
+class RunConfig(_Group):
+    """Everything a run depends on; saved as ``config.yaml`` in the run directory."""
+
+    data: DataConfig = DataConfig()
+    sequence: SequenceConfig = SequenceConfig()
+    frontend: FrontEndConfig = FrontEndConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> "RunConfig":
+        try:
+            raw = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise ValueError(f"cannot read config {path}: {err}") from err
+        return cls.model_validate(raw or {})
+
+
+def paper_model() -> ModelConfig:
+    """The size reported for UAMRN: d_model 1024, 3 blocks, 2 heads, n_p 3, n_t 4."""
+    return ModelConfig(d_model=1024, n_blocks=3, n_heads=2, n_hyperplanes=3, n_tables=4)
+
+
+def cpu_model() -> ModelConfig:
+    """A small configuration for tests and quick runs on a laptop CPU."""
+    return ModelConfig()
+
+
+PRESETS = {"paper": paper_model, "cpu": cpu_model}

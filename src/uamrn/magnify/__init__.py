@@ -1,0 +1,1 @@
+"""magnify sub-package."""

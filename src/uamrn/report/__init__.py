@@ -1,0 +1,1 @@
+"""report sub-package."""
