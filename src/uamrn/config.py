@@ -25,6 +25,8 @@ class SequenceConfig(_Group):
     length: int = Field(32, ge=1, description="L: number of frames, one per amplification factor")
     magnifier: Literal["linear", "learned"] = "linear"
     learned_weights: Path | None = None
+    face_margin: float = Field(0.1, ge=0.0, le=1.0, description="face box margin, fraction of the landmark box size per side")
+    align_eyes: bool = Field(False, description="rotate onset, apex and box so that the eye line is horizontal")
 
     @model_validator(mode="after")
     def _check_range(self) -> "SequenceConfig":
@@ -96,6 +98,10 @@ class DataConfig(_Group):
     root: Path | None = None
     databases: list[str] | None = None
     classes: str | None = None
+    annotations: Path | None = Field(None, description="coding sheet or class list; searched in root when not given")
+    apex: Literal["auto", "middle", "spotted"] = Field(
+        "auto", description="auto: the annotated apex, else the middle frame; spotted: largest difference from onset"
+    )
     allow_missing: bool = False
     input: Literal["flow", "apex+flow", "frames"] = "flow"
 
