@@ -171,7 +171,9 @@ def read_sheet(
             table[key] = None
     table["row"] = [i + 1 for i in range(header_row + 1, len(raw))]
     keep = ~table.drop(columns="row").map(_is_blank).all(axis=1)
-    return table[keep].reset_index(drop=True)
+    table = table[keep].reset_index(drop=True)
+    table.attrs["headers"] = {key: cell_text(raw.iloc[header_row, pos]) for key, pos in positions.items()}
+    return table
 
 
 def read_class_list(path: Path, names: list[str]) -> pd.DataFrame:
@@ -236,6 +238,7 @@ def table_records(table: pd.DataFrame, path: Path, subject_id: Callable[[object]
         ValueError: Empty subject or clip cell, or an onset that is not a frame number;
             the message names the file, row and column.
     """
+    headers = {"onset": "onset", "apex": "apex", **table.attrs.get("headers", {})}
     records = []
     for row in table.itertuples(index=False):
         where = f"{path.name} row {row.row}"
@@ -247,13 +250,14 @@ def table_records(table: pd.DataFrame, path: Path, subject_id: Callable[[object]
         onset = frame_number(row.onset)
         if onset is None:
             raise ValueError(
-                f"{where} ({subject}/{clip}), onset column: {row.onset!r} is not a frame number; correct the cell"
+                f"{where} ({subject}/{clip}), column {headers['onset']}: {row.onset!r} is not a frame number; "
+                "correct the cell"
             )
         apex = frame_number(row.apex)
         if apex is None:
             logger.warning(
-                "%s (%s/%s), apex column: %r is not a frame number; the middle frame is used as apex",
-                where, subject, clip, row.apex,
+                "%s (%s/%s), column %s: %r is not a frame number; the middle frame is used as apex",
+                where, subject, clip, headers["apex"], row.apex,
             )
 
         records.append(
