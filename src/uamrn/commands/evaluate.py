@@ -1,14 +1,152 @@
-"""`uamrn evaluate`."""
+"""`uamrn evaluate`: leave-one-subject-out evaluation of UAMRN on a database."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+from pathlib import Path
+
+from uamrn.cli import UsageError
+from uamrn.config import PRESETS, RunConfig
+
+__all__ = ["build_config", "default_cache_dir", "format_summary", "register", "run"]
+
+logger = logging.getLogger(__name__)
+
+DATASETS = ("megc2019", "casme2", "samm", "smic", "casme3", "demo")
+
+CPU_TRAIN = {"epochs": 40}
+"""Training settings of the ``cpu`` preset (the default); the model size comes from ``uamrn.config.PRESETS``."""
+
+
+def default_cache_dir() -> Path:
+    """Return the feature cache folder: ``$XDG_CACHE_HOME/uamrn/features`` or ``~/.cache/uamrn/features``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "uamrn" / "features"
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    return items or None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("evaluate", help="(being built)")
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="leave-one-subject-out evaluation on a database",
+        description=(
+            "Train one model per test subject (LOSO), write predictions, fold models and summary.json "
+            "to --out, then train a final model on all samples. Rerunning the same command resumes."
+        ),
+    )
+    parser.add_argument("--dataset", choices=DATASETS, default=None, help="database to read (default megc2019)")
+    parser.add_argument("--root", type=Path, default=None, help="folder of the database files (required)")
+    parser.add_argument("--databases", default=None, help="comma-separated parts of a composite set, e.g. casme2,smic")
+    parser.add_argument("--out", type=Path, required=True, help="run directory for results; reuse it to resume")
+    parser.add_argument("--config", type=Path, default=None, help="YAML run config; options given here override it")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="model size and recipe (default cpu)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs per fold")
+    parser.add_argument("--seed", type=int, default=None, help="base seed; each fold derives its own from it")
+    parser.add_argument("--folds", default=None, help="comma-separated test subjects to run now (default all)")
+    parser.add_argument("--no-uncertainty", action="store_true", help="plain cross-entropy instead of the uncertainty-weighted loss")
+    parser.add_argument("--attention", choices=("sparse", "full"), default=None, help="LSH-sparse (default) or full attention")
+    parser.add_argument("--no-magnification", action="store_true", help="one amplification factor (sequence length 1)")
+    parser.add_argument("--input", choices=("flow", "apex+flow", "frames"), default=None, help="model input (default flow)")
+    parser.add_argument("--allow-missing", action="store_true", help="skip and report listed samples whose files are missing")
+    parser.add_argument("--cache-dir", type=Path, default=None, help=f"feature cache folder (default {default_cache_dir()})")
+    parser.add_argument("--no-cache", action="store_true", help="compute features without reading or writing the cache")
+    parser.add_argument("--no-final-model", action="store_true", help="skip the model trained on all samples (RUN_DIR/final)")
     parser.set_defaults(func=run)
 
 
+def build_config(args: argparse.Namespace) -> RunConfig:
+    """Compose the run config: ``--config`` file (or defaults), then ``--preset``, then single options.
+
+    Without ``--config`` the ``cpu`` preset applies unless ``--preset`` names another.
+
+    Raises:
+        UsageError: No data root is given, or an option value is invalid.
+    """
+    raw = RunConfig.from_yaml(args.config).model_dump(mode="json") if args.config else RunConfig().model_dump(mode="json")
+
+    preset = args.preset or (None if args.config else "cpu")
+    if preset:
+        raw["model"] = PRESETS[preset]().model_dump(mode="json")
+        if preset == "cpu":
+            raw["train"].update(CPU_TRAIN)
+
+    data = raw["data"]
+    if args.dataset:
+        data["dataset"] = args.dataset
+    if args.root is not None:
+        data["root"] = str(args.root)
+    if args.databases is not None:
+        data["databases"] = _split(args.databases)
+    if args.allow_missing:
+        data["allow_missing"] = True
+    if args.input:
+        data["input"] = args.input
+    if data.get("root") is None and data["dataset"] != "demo":
+        raise UsageError(
+            f"no data folder given for {data['dataset']}: pass --root PATH explicitly "
+            "(for example --root ../shared/data/megc2019) or set data.root in --config"
+        )
+
+    if args.epochs is not None:
+        raw["train"]["epochs"] = args.epochs
+    if args.seed is not None:
+        raw["train"]["seed"] = args.seed
+    if args.no_uncertainty:
+        raw["model"]["uncertainty"] = False
+    if args.attention:
+        raw["model"]["attention"] = args.attention
+    if args.no_magnification:
+        raw["sequence"]["length"] = 1
+
+    try:
+        return RunConfig.model_validate(raw)
+    except ValueError as err:
+        raise UsageError(f"invalid evaluate options: {err}") from err
+
+
+def format_summary(summary: dict, out_dir: Path) -> str:
+    """Format the main figures of a summary as a small text table."""
+    lines = [
+        f"{summary['dataset']}: {len(summary['folds_done'])}/{len(summary['folds_expected'])} folds, "
+        f"{summary['n_predictions']} of {summary['n_samples']} samples predicted"
+        + (f", {len(summary['missing_samples'])} listed samples missing on disk" if summary["missing_samples"] else ""),
+        f"{'':<22}{'UF1':>7}{'UAR':>7}{'acc':>7}{'n':>6}",
+    ]
+    if summary["pooled"] is not None:
+        pooled = summary["pooled"]
+        lines.append(f"{'pooled':<22}{pooled['uf1']:>7.3f}{pooled['uar']:>7.3f}{pooled['accuracy']:>7.3f}{summary['n_predictions']:>6}")
+        for database, part in summary["per_database"].items():
+            lines.append(f"{database:<22}{part['uf1']:>7.3f}{part['uar']:>7.3f}{part['accuracy']:>7.3f}{part['n_samples']:>6}")
+        mean = summary["per_subject_mean"]
+        lines.append(f"{'per-subject mean':<22}{mean['uf1']:>7.3f}{mean['uar']:>7.3f}{mean['accuracy']:>7.3f}{'':>6}")
+    if summary["folds_missing"]:
+        lines.append(f"folds not run yet: {', '.join(summary['folds_missing'])}")
+    lines.append(f"results: {Path(out_dir) / 'summary.json'}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("uamrn evaluate is being built")
+    from uamrn.train.loso import evaluate_dataset
+
+    cfg = build_config(args)
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+
+    summary = evaluate_dataset(
+        cfg,
+        args.out,
+        folds=_split(args.folds),
+        cache_dir=cache_dir,
+        final_model=not args.no_final_model,
+    )
+    print(format_summary(summary, args.out))
+    return 0

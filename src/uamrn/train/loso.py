@@ -1,0 +1,375 @@
+"""Leave-one-subject-out (LOSO) evaluation: one training per test subject, results on disk.
+
+Run directory layout::
+
+    RUN_DIR/config.yaml              the run config; a rerun with another config is rejected
+    RUN_DIR/dataset.json             subjects, class names and counts, missing samples
+    RUN_DIR/folds/<subject>/         predictions.csv, model.safetensors, model.yaml, fold.json
+    RUN_DIR/predictions.csv          every finished fold's predictions, in subject order
+    RUN_DIR/summary.json             metrics over the pooled predictions and per subject
+    RUN_DIR/final/                   model.safetensors, model.yaml of a model trained on all samples
+
+``fold.json`` is written last, so a fold counts as finished only when all its files are in
+place; a rerun skips finished folds and retrains any fold that was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from uamrn.config import RunConfig
+from uamrn.data.sample import SampleSet
+from uamrn.train.fit import derive_seed, predict, train_model
+from uamrn.train.metrics import classification_metrics, per_subject_mean, subject_metrics
+from uamrn.train.runio import CONFIG_FILE, ModelMeta, check_run_config, save_model, write_csv, write_json
+
+__all__ = [
+    "evaluate_dataset",
+    "fold_done",
+    "run_loso",
+    "summarize",
+    "train_final",
+    "train_fold",
+]
+
+logger = logging.getLogger(__name__)
+
+DATASET_FILE = "dataset.json"
+FOLDS_DIR = "folds"
+FINAL_DIR = "final"
+FOLD_FILE = "fold.json"
+PREDICTIONS_FILE = "predictions.csv"
+SUMMARY_FILE = "summary.json"
+_ID_COLUMNS = {"database": str, "subject": str, "clip": str}
+
+
+def fold_dir(run_dir: Path, subject: str) -> Path:
+    """Return the folder of the fold whose test subject is ``subject``."""
+    return Path(run_dir) / FOLDS_DIR / subject
+
+
+def fold_done(run_dir: Path, subject: str) -> bool:
+    """Return whether the fold of ``subject`` finished (its ``fold.json`` exists)."""
+    return (fold_dir(run_dir, subject) / FOLD_FILE).is_file()
+
+
+def _labels(sample_set: SampleSet) -> np.ndarray:
+    return np.array([sample.label for sample in sample_set.samples], dtype=np.int64)
+
+
+def _prediction_table(sample_set: SampleSet, indices: np.ndarray, prediction) -> pd.DataFrame:
+    names = sample_set.class_names
+    samples = [sample_set.samples[i] for i in indices]
+    table = pd.DataFrame(
+        {
+            "database": [s.database for s in samples],
+            "subject": [s.subject for s in samples],
+            "clip": [s.clip for s in samples],
+            "true_label": [s.label for s in samples],
+            "true_name": [names[s.label] for s in samples],
+            "pred_label": prediction.labels.astype(int),
+            "pred_name": [names[i] for i in prediction.labels],
+        }
+    )
+    for c, name in enumerate(names):
+        table[f"prob_{name}"] = prediction.probabilities[:, c]
+    table["gamma"] = prediction.gamma
+    return table
+
+
+def train_fold(subject: str, sample_set: SampleSet, features: np.ndarray, cfg: RunConfig, out_dir: Path) -> dict:
+    """Train on every subject but ``subject``, predict ``subject``, and write the fold folder.
+
+    Module-level and free of shared state, so folds can run in separate processes.
+
+    Args:
+        subject: The test subject.
+        sample_set: All samples of the dataset.
+        features: ``(N, L, F)`` float32 features, rows aligned with ``sample_set.samples``.
+        cfg: Run config.
+        out_dir: The run directory.
+
+    Returns:
+        The fold record also written to ``fold.json``.
+
+    Raises:
+        ValueError: No sample belongs to ``subject``, or every sample does.
+    """
+    subjects = np.array([sample.subject for sample in sample_set.samples])
+    test = np.flatnonzero(subjects == subject)
+    train = np.flatnonzero(subjects != subject)
+    if len(test) == 0:
+        raise ValueError(f"subject {subject!r} has no samples in {sample_set.name}; known subjects: {', '.join(sample_set.subjects)}")
+    if len(train) == 0:
+        raise ValueError(f"subject {subject!r} holds every sample of {sample_set.name}; LOSO needs at least two subjects")
+
+    start = time.perf_counter()
+    labels = _labels(sample_set)
+    seed = derive_seed(cfg.train.seed, subject)
+    trained = train_model(features[train], labels[train], cfg, len(sample_set.class_names), seed)
+    prediction = predict(trained.model, features[test], trained.feature_mean, trained.feature_std)
+
+    folder = fold_dir(out_dir, subject)
+    write_csv(folder / PREDICTIONS_FILE, _prediction_table(sample_set, test, prediction))
+    meta = ModelMeta(
+        config=cfg,
+        in_features=features.shape[-1],
+        class_names=tuple(sample_set.class_names),
+        feature_mean=trained.feature_mean,
+        feature_std=trained.feature_std,
+        test_subject=subject,
+    )
+    save_model(folder, trained.model, meta)
+
+    record = {
+        "subject": subject,
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "seed": seed,
+        "epochs": cfg.train.epochs,
+        "final_loss": trained.losses[-1],
+        "accuracy": float(np.mean(prediction.labels == labels[test])),
+        "train_s": trained.train_s,
+        "wall_s": time.perf_counter() - start,
+    }
+    write_json(folder / FOLD_FILE, record)
+    return record
+
+
+def train_final(sample_set: SampleSet, features: np.ndarray, cfg: RunConfig, out_dir: Path) -> Path:
+    """Train one model on every sample with the LOSO recipe and save it to ``RUN_DIR/final``.
+
+    Skipped when ``final/model.yaml`` already exists (it is written last).
+
+    Returns:
+        The ``final`` folder.
+    """
+    folder = Path(out_dir) / FINAL_DIR
+    if (folder / "model.yaml").is_file():
+        logger.info("final model already in %s; skipped", folder)
+        return folder
+
+    logger.info("training the final model on all %d samples", len(sample_set.samples))
+    trained = train_model(features, _labels(sample_set), cfg, len(sample_set.class_names), derive_seed(cfg.train.seed, "final-model:all"))
+    meta = ModelMeta(
+        config=cfg,
+        in_features=features.shape[-1],
+        class_names=tuple(sample_set.class_names),
+        feature_mean=trained.feature_mean,
+        feature_std=trained.feature_std,
+    )
+    save_model(folder, trained.model, meta)
+    return folder
+
+
+def _write_dataset_record(run_dir: Path, sample_set: SampleSet, features: np.ndarray, features_s: float | None) -> None:
+    path = Path(run_dir) / DATASET_FILE
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    record = {
+        "dataset": sample_set.name,
+        "class_names": list(sample_set.class_names),
+        "n_samples": len(sample_set.samples),
+        "subjects": sample_set.subjects,
+        "class_counts": sample_set.class_counts(),
+        "missing_samples": list(sample_set.missing),
+        "feature_shape": list(features.shape[1:]),
+        "features_s": features_s if features_s is not None else previous.get("features_s"),
+    }
+    write_json(path, record)
+
+
+def _resolve_folds(sample_set: SampleSet, folds: list[str] | None) -> list[str]:
+    known = sample_set.subjects
+    if not folds:
+        return known
+    unknown = [subject for subject in folds if subject not in known]
+    if unknown:
+        raise ValueError(
+            f"subject {unknown[0]!r} given in --folds has no samples in {sample_set.name}; "
+            f"known subjects: {', '.join(known)}"
+        )
+    return list(dict.fromkeys(folds))
+
+
+def run_loso(
+    sample_set: SampleSet,
+    features: np.ndarray,
+    cfg: RunConfig,
+    out_dir: Path,
+    folds: list[str] | None = None,
+    jobs: int = 1,
+    shard: tuple[int, int] | None = None,
+    features_s: float | None = None,
+) -> dict:
+    """Run (or resume) the LOSO folds of ``sample_set`` into ``out_dir`` and summarise them.
+
+    Args:
+        sample_set: All samples; every subject is a fold unless ``folds`` restricts them.
+        features: ``(N, L, F)`` float32 features aligned with ``sample_set.samples``.
+        cfg: Run config, saved as ``config.yaml`` (or checked against the saved one).
+        out_dir: The run directory, created when absent.
+        folds: Test subjects to run now; ``None`` runs all.
+        jobs: Folds trained in parallel (only 1 is implemented).
+        shard: ``(index, count)`` to run every count-th fold from index (not implemented yet).
+        features_s: Seconds the features took, recorded in the summary's timing.
+
+    Returns:
+        The summary, as written to ``summary.json``.
+
+    Raises:
+        ValueError: ``out_dir`` holds a run with another config, or a subject in ``folds``
+            has no samples.
+    """
+    if jobs != 1 or shard is not None:
+        # TODO: parallel folds (jobs > 1) and sharding across machines.
+        raise NotImplementedError("parallel folds (--jobs) and sharding (--shard) are not implemented yet; run with jobs=1")
+    if len(features) != len(sample_set.samples):
+        raise ValueError(f"{len(features)} feature rows for {len(sample_set.samples)} samples; recompute the features")
+
+    out_dir = Path(out_dir)
+    subjects = _resolve_folds(sample_set, folds)
+    check_run_config(out_dir, cfg)
+    _write_dataset_record(out_dir, sample_set, features, features_s)
+
+    todo = [subject for subject in subjects if not fold_done(out_dir, subject)]
+    if len(todo) < len(subjects):
+        logger.info("%d of %d folds already finished in %s; skipped", len(subjects) - len(todo), len(subjects), out_dir)
+    for subject in tqdm(todo, desc="LOSO folds", unit="fold"):
+        record = train_fold(subject, sample_set, features, cfg, out_dir)
+        logger.info(
+            "fold %s: %d test samples, accuracy %.3f, %.1f s",
+            subject, record["n_test"], record["accuracy"], record["wall_s"],
+        )
+    return summarize(out_dir)
+
+
+def _read_fold_predictions(run_dir: Path, subjects: list[str]) -> tuple[pd.DataFrame | None, list[dict]]:
+    tables, records = [], []
+    for subject in subjects:
+        if not fold_done(run_dir, subject):
+            continue
+        folder = fold_dir(run_dir, subject)
+        tables.append(pd.read_csv(folder / PREDICTIONS_FILE, dtype=_ID_COLUMNS))
+        records.append(json.loads((folder / FOLD_FILE).read_text()))
+    return (pd.concat(tables, ignore_index=True) if tables else None), records
+
+
+def summarize(run_dir: Path) -> dict:
+    """Build ``summary.json`` and the pooled ``predictions.csv`` from the finished folds.
+
+    The metrics use only the fold files, so the summary of a resumed run equals that of an
+    uninterrupted one. Mean gamma is grouped by true class.
+
+    Args:
+        run_dir: A run directory holding ``config.yaml`` and ``dataset.json``.
+
+    Returns:
+        The summary (see the module docstring for the files; keys as in ``summary.json``).
+        Metric groups are ``None`` while no fold has finished.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` holds no run.
+    """
+    run_dir = Path(run_dir)
+    dataset_path = run_dir / DATASET_FILE
+    if not dataset_path.is_file() or not (run_dir / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{run_dir} holds no LOSO run ({DATASET_FILE} or {CONFIG_FILE} missing); run uamrn evaluate first")
+    dataset = json.loads(dataset_path.read_text())
+    cfg = RunConfig.from_yaml(run_dir / CONFIG_FILE)
+    class_names = dataset["class_names"]
+    subjects = dataset["subjects"]
+
+    table, records = _read_fold_predictions(run_dir, subjects)
+    done = [record["subject"] for record in records]
+    summary = {
+        "dataset": dataset["dataset"],
+        "class_names": class_names,
+        "n_samples": dataset["n_samples"],
+        "n_subjects": len(subjects),
+        "n_predictions": 0 if table is None else len(table),
+        "missing_samples": dataset["missing_samples"],
+        "folds_expected": subjects,
+        "folds_done": done,
+        "folds_missing": [subject for subject in subjects if subject not in done],
+        "pooled": None,
+        "per_subject_mean": per_subject_mean({}),
+        "per_database": {},
+        "per_subject": {},
+        "mean_gamma_per_class": {},
+        "class_counts": dataset["class_counts"],
+        "timing": {
+            "wall_s": (dataset["features_s"] or 0.0) + sum(record["wall_s"] for record in records),
+            "train_s": sum(record["train_s"] for record in records),
+            "features_s": dataset["features_s"],
+        },
+        "config": cfg.model_dump(mode="json"),
+    }
+
+    if table is not None:
+        write_csv(run_dir / PREDICTIONS_FILE, table)
+        summary["pooled"] = classification_metrics(table["true_label"], table["pred_label"], class_names)
+        for database, part in table.groupby("database", sort=False):
+            summary["per_database"][database] = {
+                "n_samples": len(part),
+                **classification_metrics(part["true_label"], part["pred_label"], class_names),
+            }
+        for subject, part in table.groupby("subject", sort=False):
+            summary["per_subject"][subject] = subject_metrics(part["true_label"], part["pred_label"])
+        summary["per_subject_mean"] = per_subject_mean(summary["per_subject"])
+        gamma = table.groupby("true_label")["gamma"].mean()
+        summary["mean_gamma_per_class"] = {
+            name: (float(gamma[c]) if c in gamma.index else None) for c, name in enumerate(class_names)
+        }
+
+    write_json(run_dir / SUMMARY_FILE, summary)
+    return summary
+
+
+def evaluate_dataset(
+    cfg: RunConfig,
+    out_dir: Path,
+    folds: list[str] | None = None,
+    cache_dir: Path | None = None,
+    final_model: bool = True,
+    jobs: int = 1,
+    shard: tuple[int, int] | None = None,
+) -> dict:
+    """Read the dataset of ``cfg``, compute its features, run LOSO, and train the final model.
+
+    The entry point shared by ``uamrn evaluate``, ``uamrn ablate`` and ``uamrn demo``.
+
+    Args:
+        cfg: Run config (``data`` chooses the dataset).
+        out_dir: The run directory.
+        folds: Test subjects to run now; ``None`` runs all.
+        cache_dir: Feature cache folder; ``None`` disables the cache.
+        final_model: Also train one model on all samples into ``RUN_DIR/final``.
+        jobs: Folds trained in parallel (only 1 is implemented).
+        shard: ``(index, count)`` for sharded runs (not implemented yet).
+
+    Returns:
+        The summary written to ``summary.json``.
+    """
+    from uamrn.data.registry import load_dataset
+    from uamrn.train.features import compute_features
+
+    sample_set = load_dataset(cfg.data)
+    _resolve_folds(sample_set, folds)
+    check_run_config(Path(out_dir), cfg)
+
+    start = time.perf_counter()
+    features = compute_features(sample_set, cfg, cache_dir)
+    features_s = time.perf_counter() - start
+    logger.info("features %s in %.1f s", tuple(features.shape), features_s)
+
+    summary = run_loso(sample_set, features, cfg, out_dir, folds=folds, jobs=jobs, shard=shard, features_s=features_s)
+    if final_model:
+        train_final(sample_set, features, cfg, out_dir)
+    return summary
