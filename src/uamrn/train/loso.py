@@ -363,6 +363,12 @@ def evaluate_dataset(
     sample_set = load_dataset(cfg.data)
     _resolve_folds(sample_set, folds)
     check_run_config(Path(out_dir), cfg)
+    if cfg.data.input == "frames":
+        from uamrn.sequence import preprocess
+
+        # Clips without a detectable face or with unreadable frames are listed in
+        # RUN_DIR/preprocessing.csv and left out; the other clips go on.
+        sample_set = preprocess(sample_set, cfg, Path(out_dir), cache_dir)
 
     start = time.perf_counter()
     features = compute_features(sample_set, cfg, cache_dir)
