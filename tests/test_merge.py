@@ -49,8 +49,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     sample_set, features, cfg = tiny_run()
     run_loso(sample_set, features, cfg, root / "single")
     for index in (1, 2):
-        folds = select_shard(sample_set.subjects, index, 2)
-        run_loso(sample_set, features, cfg, root / f"shard{index}", folds=folds)
+        run_loso(sample_set, features, cfg, root / f"shard{index}", shard=(index, 2))
     return {"root": root, "single": root / "single", "shard1": root / "shard1", "shard2": root / "shard2"}
 
 
@@ -114,6 +113,20 @@ def test_merge_rejects_missing_dir(tmp_path):
 def test_merge_rejects_out_as_shard(runs):
     with pytest.raises(ValueError, match="one of the shard directories"):
         merge_runs([runs["shard1"]], runs["shard1"])
+
+
+def test_shard_runs_own_folds(runs):
+    for index in (1, 2):
+        summary = json.loads((runs[f"shard{index}"] / "summary.json").read_text())
+        assert summary["folds_done"] == select_shard(SUBJECTS, index, 2)
+
+
+@pytest.mark.slow
+def test_parallel_jobs_equal_serial(runs, tmp_path):
+    sample_set, features, cfg = tiny_run()
+    parallel = run_loso(sample_set, features, cfg, tmp_path / "jobs2", jobs=2)
+    single = json.loads((runs["single"] / "summary.json").read_text())
+    assert without_timing(parallel) == without_timing(single)
 
 
 def test_merge_command(runs, tmp_path, capsys):

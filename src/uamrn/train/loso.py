@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from uamrn.config import RunConfig
 from uamrn.data.sample import SampleSet
 from uamrn.train.fit import derive_seed, predict, train_model
 from uamrn.train.metrics import classification_metrics, per_subject_mean, subject_metrics
+from uamrn.train.parallel import map_folds, select_shard
 from uamrn.train.runio import CONFIG_FILE, ModelMeta, check_run_config, save_model, write_csv, write_json
 
 __all__ = [
@@ -216,8 +216,10 @@ def run_loso(
         cfg: Run config, saved as ``config.yaml`` (or checked against the saved one).
         out_dir: The run directory, created when absent.
         folds: Test subjects to run now; ``None`` runs all.
-        jobs: Folds trained in parallel (only 1 is implemented).
-        shard: ``(index, count)`` to run every count-th fold from index (not implemented yet).
+        jobs: Folds trained at once, each in a worker process with ``cores // jobs``
+            torch threads; 1 trains them one after another in this process.
+        shard: ``(index, count)``, 1-based: run only this shard of the folds, as chosen by
+            :func:`uamrn.train.parallel.select_shard`; ``uamrn merge`` joins the shards.
         features_s: Seconds the features took, recorded in the summary's timing.
 
     Returns:
@@ -227,22 +229,20 @@ def run_loso(
         ValueError: ``out_dir`` holds a run with another config, or a subject in ``folds``
             has no samples.
     """
-    if jobs != 1 or shard is not None:
-        # TODO: parallel folds (jobs > 1) and sharding across machines.
-        raise NotImplementedError("parallel folds (--jobs) and sharding (--shard) are not implemented yet; run with jobs=1")
     if len(features) != len(sample_set.samples):
         raise ValueError(f"{len(features)} feature rows for {len(sample_set.samples)} samples; recompute the features")
 
     out_dir = Path(out_dir)
     subjects = _resolve_folds(sample_set, folds)
+    if shard is not None:
+        subjects = select_shard(subjects, *shard)
     check_run_config(out_dir, cfg)
     _write_dataset_record(out_dir, sample_set, features, features_s)
 
     todo = [subject for subject in subjects if not fold_done(out_dir, subject)]
     if len(todo) < len(subjects):
         logger.info("%d of %d folds already finished in %s; skipped", len(subjects) - len(todo), len(subjects), out_dir)
-    for subject in tqdm(todo, desc="LOSO folds", unit="fold"):
-        record = train_fold(subject, sample_set, features, cfg, out_dir)
+    for subject, record in map_folds(train_fold, todo, jobs, shared_args=(sample_set, features, cfg, out_dir)):
         logger.info(
             "fold %s: %d test samples, accuracy %.3f, %.1f s",
             subject, record["n_test"], record["accuracy"], record["wall_s"],
@@ -351,8 +351,9 @@ def evaluate_dataset(
         folds: Test subjects to run now; ``None`` runs all.
         cache_dir: Feature cache folder; ``None`` disables the cache.
         final_model: Also train one model on all samples into ``RUN_DIR/final``.
-        jobs: Folds trained in parallel (only 1 is implemented).
-        shard: ``(index, count)`` for sharded runs (not implemented yet).
+        jobs: Folds trained at once in worker processes (see :func:`run_loso`).
+        shard: ``(index, count)``, 1-based: run only this shard of the folds. Only shard 1
+            trains the final model, so the shards do not repeat that work.
 
     Returns:
         The summary written to ``summary.json``.
@@ -376,6 +377,6 @@ def evaluate_dataset(
     logger.info("features %s in %.1f s", tuple(features.shape), features_s)
 
     summary = run_loso(sample_set, features, cfg, out_dir, folds=folds, jobs=jobs, shard=shard, features_s=features_s)
-    if final_model:
+    if final_model and (shard is None or shard[0] == 1):
         train_final(sample_set, features, cfg, out_dir)
     return summary
