@@ -1,8 +1,8 @@
 """Check landmark detection on real faces, time it, and draw a contact sheet of crops.
 
 Runs the dlib detector and 68-point predictor on the ten CASME II frames and the 102 FRLL
-neutral faces of the shared data folder, prints a Markdown table (faces found, time per
-image, eye-centre error against the pupils of the FRLL templates) and writes a contact
+neutral faces of the shared data folder. Prints a Markdown table: faces found, time per
+image, and eye-centre error against the pupils of the FRLL templates. Writes a contact
 sheet of the FRLL crops with their landmarks. Only FRLL images (CC BY 4.0) go into the
 figure; the CASME II crops are written to ``--private-dir`` when given, for viewing only.
 

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -150,8 +151,7 @@ def test_evaluate_raw_reports_no_face(shared_data: Path, tmp_path: Path) -> None
     blank = root / "CASME2_RAW_selected" / "sub02" / "EP05_01"
     blank.mkdir(parents=True)
     for number in (1, 2):
-        cv2.imwrite(str(blank / f"img{number}.jpg"), cv2.resize(cv2.imread(str(require(
-            shared_data / "casme2_frames/001.jpg"))), (40, 40))[::-1] * 0 + 90)
+        cv2.imwrite(str(blank / f"img{number}.jpg"), np.full((340, 280, 3), 90, np.uint8))
     rows = build_tree(shared_data, root, extra_rows=[("02", "EP05_01", 1, 2, 2, "disgust")])
 
     out = tmp_path / "run"
@@ -161,6 +161,7 @@ def test_evaluate_raw_reports_no_face(shared_data: Path, tmp_path: Path) -> None
     assert list(report["key"]) == ["casme2/sub02/EP05_01"]
     assert "no face found" in report["reason"][0]
     assert summary["n_samples"] == len(rows) - 1
+    assert summary["missing_samples"] == ["casme2/sub02/EP05_01"]
 
 
 def test_evaluate_raw_missing_frame(shared_data: Path, tmp_path: Path, capsys) -> None:

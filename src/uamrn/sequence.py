@@ -10,9 +10,10 @@ apex file contents plus every setting that changes the result:
   magnifier is rebuilt from the cached crops because that takes milliseconds, less than
   reading 32 cached frames back.
 
-``preprocess`` runs ``build_sequence`` over a sample set, writes which clips failed and why
-to ``preprocessing.json`` and ``preprocessing.csv`` in the run directory, and returns the
-samples that can be used, so one clip without a detectable face does not stop a run.
+``preprocess`` runs ``build_sequence`` over a sample set and returns the samples that can be
+used. It writes the clips that failed, with the reason, to ``preprocessing.json`` and
+``preprocessing.csv`` in the run directory, so one clip without a detectable face does not
+stop a run.
 """
 
 from __future__ import annotations

@@ -59,6 +59,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cache-dir", type=Path, default=None, help=f"feature cache folder (default {default_cache_dir()})")
     parser.add_argument("--no-cache", action="store_true", help="compute features without reading or writing the cache")
     parser.add_argument("--no-final-model", action="store_true", help="skip the model trained on all samples (RUN_DIR/final)")
+    parser.add_argument(
+        "--jobs", type=int, default=1,
+        help="folds trained at once in worker processes, each with cores // jobs torch threads (default 1)",
+    )
+    parser.add_argument(
+        "--shard", default=None, metavar="I/N",
+        help="run only shard I of N (1-based) of the folds, e.g. 2/4 or ${SLURM_ARRAY_TASK_ID}/4; "
+        "join the shards' --out folders with uamrn merge",
+    )
     parser.set_defaults(func=run)
 
 
@@ -135,11 +144,15 @@ def format_summary(summary: dict, out_dir: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from uamrn.train.loso import evaluate_dataset
+    from uamrn.train.parallel import parse_shard
 
     cfg = build_config(args)
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    shard = parse_shard(args.shard) if args.shard is not None else None
 
     summary = evaluate_dataset(
         cfg,
@@ -147,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
         folds=_split(args.folds),
         cache_dir=cache_dir,
         final_model=not args.no_final_model,
+        jobs=args.jobs,
+        shard=shard,
     )
     print(format_summary(summary, args.out))
     return 0

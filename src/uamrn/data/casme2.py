@@ -61,7 +61,7 @@ def load(cfg: DataConfig) -> SampleSet:
 
 
 def frame_root(root: Path) -> Path:
-    """The folder holding ``subNN`` folders: ``root`` itself or its first layout sub-folder."""
+    """Find the folder of the ``subNN`` folders: ``root`` itself or its first layout sub-folder."""
     if any(p.is_dir() and p.name.startswith("sub") for p in root.iterdir()):
         return root
     for name in LAYOUTS:

@@ -52,7 +52,7 @@ def load(cfg: DataConfig) -> SampleSet:
 
 
 def frame_root(root: Path) -> Path:
-    """The folder holding the ``spNO.*`` subject folders."""
+    """Find the folder that contains the ``spNO.*`` subject folders."""
     for name in FRAME_FOLDERS:
         folder = root / name
         if folder.is_dir() and any(p.name.lower().startswith("spno") for p in folder.iterdir()):
@@ -64,7 +64,7 @@ def frame_root(root: Path) -> Path:
 
 
 def clip_folder(frames_root: Path, record: ClipRecord) -> Path:
-    """The folder of a record's frames: the onset path's folder, else ``subject/video/color``."""
+    """Return the folder of a record's frames: the onset path's folder, else ``subject/video/color``."""
     if record.paths is not None:
         return frames_root / Path(record.paths[0]).parent
     return frames_root / record.subject / record.clip.rsplit("_", 1)[0] / "color"

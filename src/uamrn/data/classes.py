@@ -2,7 +2,7 @@
 
 Each database has a default map (the class set of the UAMRN paper, or the 3 classes of the
 CAS(ME)^3 file) and a ``composite`` map to the MEGC2019 classes negative / positive /
-surprise. An emotion a map leaves out (``None``) drops the clip from that protocol; an
+surprise. An emotion a map leaves out (``None``) drops the clip from that protocol. An
 emotion unknown to the database is an error, because it usually means a typo in the sheet.
 """
 

@@ -1,10 +1,10 @@
 """Parsing helpers shared by the raw-database readers: coding sheets and frame numbers.
 
-Coding sheets change between releases: columns get renamed (``OnsetFrame`` / ``Onset Frame``),
-note lines precede the header (SAMM), number columns hold text (a CASME II ``ApexFrame`` cell
-is ``/``) and subject ids lose their zero padding when a spreadsheet program reads them as
-numbers. These helpers absorb those differences and name the file, row and column of any
-cell they cannot use.
+Coding sheets change between releases. Columns get renamed (``OnsetFrame`` / ``Onset Frame``),
+note lines precede the header (SAMM), and number columns contain text (a CASME II
+``ApexFrame`` cell is ``/``). Subject ids lose their zero padding when a spreadsheet program
+reads them as numbers. These helpers absorb those differences and name the file, row and
+column of any cell they cannot use.
 """
 
 from __future__ import annotations
@@ -142,16 +142,16 @@ def read_sheet(
 
     Raises:
         ValueError: The file cannot be read, or no row within the first
-            ``HEADER_SEARCH_ROWS`` holds every required column; the message lists them.
+            ``HEADER_SEARCH_ROWS`` contains every required column; the message lists them.
     """
     raw = _read_raw(path)
     optional = optional or {}
-    wanted = {key: {normalise_name(a) for a in aliases} for key, aliases in {**required, **optional}.items()}
+    accepted = {key: {normalise_name(a) for a in aliases} for key, aliases in {**required, **optional}.items()}
 
     for header_row in range(min(HEADER_SEARCH_ROWS, len(raw))):
         cells = [normalise_name(c) if not _is_blank(c) else "" for c in raw.iloc[header_row]]
         positions = {}
-        for key, aliases in wanted.items():
+        for key, aliases in accepted.items():
             matches = [i for i, cell in enumerate(cells) if cell in aliases]
             if matches:
                 positions[key] = matches[0]
@@ -212,7 +212,7 @@ def frame_number(value: object) -> int | None:
 
 
 def cell_text(value: object) -> str:
-    """A cell as stripped text, with integral floats written without ``.0``."""
+    """Convert a cell to stripped text, writing integral floats without ``.0``."""
     if _is_blank(value):
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -232,7 +232,7 @@ def table_records(table: pd.DataFrame, path: Path, subject_id: Callable[[object]
     """Turn a table with columns subject, clip, onset, apex, offset, emotion, row into records.
 
     An unreadable apex cell is logged and left None, so the reader falls back to the middle
-    frame; an unreadable onset cell is an error because no rule can replace it.
+    frame. An unreadable onset cell is an error because no rule can replace it.
 
     Raises:
         ValueError: Empty subject or clip cell, or an onset that is not a frame number;

@@ -24,9 +24,8 @@ logger = logging.getLogger(__name__)
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 
-# Images are shrunk so their longer side is at most this many pixels before HOG detection
-# (the 68 points are then fitted at full resolution); detection on a 1350-pixel photo
-# would otherwise take seconds.
+# Longest image side, in pixels, for HOG detection. Larger images are shrunk first because
+# detection on a 1350-pixel photo takes seconds. The 68 points are fitted at full resolution.
 DETECT_MAX_SIDE = 640
 
 
