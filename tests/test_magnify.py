@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
+from uamrn.cli import main
 from uamrn.magnify import check_factors, magnify_linear, parse_factors
 
 
@@ -96,3 +100,100 @@ def test_parse_factors_single():
 def test_parse_factors_rejects(text):
     with pytest.raises(ValueError, match="invalid factors"):
         parse_factors(text)
+
+
+# The `uamrn magnify` command.
+
+
+def _write_pair(folder: Path, onset_shape=(40, 32, 3), apex_shape=(40, 32, 3)) -> tuple[Path, Path]:
+    onset, _ = _pair(onset_shape)
+    _, apex = _pair(apex_shape)
+    onset_path, apex_path = folder / "onset.png", folder / "apex.png"
+    cv2.imwrite(str(onset_path), cv2.cvtColor(onset, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(apex_path), cv2.cvtColor(apex, cv2.COLOR_RGB2BGR))
+    return onset_path, apex_path
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def test_command_writes_frames(tmp_path):
+    onset_path, apex_path = _write_pair(tmp_path)
+    out = tmp_path / "out"
+    assert main(["magnify", str(onset_path), str(apex_path), "--out", str(out), "--factors", "2:4:3"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["contact_sheet.png", "factor_02.000.png", "factor_03.000.png", "factor_04.000.png"]
+    expected = magnify_linear(_read_rgb(onset_path), _read_rgb(apex_path), [3.0])[0]
+    assert np.array_equal(_read_rgb(out / "factor_03.000.png"), expected)
+
+
+def test_command_writes_flow(tmp_path):
+    onset_path, apex_path = _write_pair(tmp_path)
+    out = tmp_path / "out"
+    assert main(["magnify", str(onset_path), str(apex_path), "--out", str(out), "--factors", "2:2:1", "--flow"]) == 0
+    assert cv2.imread(str(out / "flow.png")).shape == (28, 28, 3)
+
+
+def test_command_learned_without_weights(tmp_path, capsys):
+    onset_path, apex_path = _write_pair(tmp_path)
+    code = main(["magnify", str(onset_path), str(apex_path), "--out", str(tmp_path / "o"), "--method", "learned"])
+    assert code == 2
+    assert "needs --weights" in capsys.readouterr().err
+
+
+def test_command_learned_missing_weights(tmp_path, capsys):
+    onset_path, apex_path = _write_pair(tmp_path)
+    args = ["magnify", str(onset_path), str(apex_path), "--out", str(tmp_path / "o"), "--method", "learned"]
+    assert main(args + ["--weights", str(tmp_path / "absent.pth")]) == 2
+    assert "absent.pth" in capsys.readouterr().err
+
+
+def test_command_linear_rejects_weights(tmp_path, capsys):
+    onset_path, apex_path = _write_pair(tmp_path)
+    code = main(["magnify", str(onset_path), str(apex_path), "--out", str(tmp_path / "o"), "--weights", "w.pth"])
+    assert code == 2
+    assert "--weights applies only" in capsys.readouterr().err
+
+
+def test_command_size_mismatch(tmp_path, capsys):
+    onset_path, apex_path = _write_pair(tmp_path, apex_shape=(40, 30, 3))
+    assert main(["magnify", str(onset_path), str(apex_path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "onset.png is 32x40" in err
+    assert "apex.png is 30x40" in err
+
+
+def test_command_corrupt_image(tmp_path, capsys):
+    onset_path, apex_path = _write_pair(tmp_path)
+    onset_path.write_bytes(b"not an image")
+    assert main(["magnify", str(onset_path), str(apex_path), "--out", str(tmp_path / "o")]) == 2
+    assert "cannot decode image" in capsys.readouterr().err
+
+
+def test_command_missing_image(tmp_path, capsys):
+    _, apex_path = _write_pair(tmp_path)
+    assert main(["magnify", str(tmp_path / "gone.png"), str(apex_path), "--out", str(tmp_path / "o")]) == 2
+    assert "gone.png" in capsys.readouterr().err
+
+
+def test_command_bad_factors(tmp_path, capsys):
+    onset_path, apex_path = _write_pair(tmp_path)
+    code = main(["magnify", str(onset_path), str(apex_path), "--out", str(tmp_path / "o"), "--factors", "2:x:3"])
+    assert code == 2
+    assert "invalid factors" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_command_learned_runs(tmp_path):
+    torch = pytest.importorskip("torch")
+    from uamrn.magnify.learned import MagnificationNet
+
+    torch.manual_seed(0)
+    weights = tmp_path / "mag.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in MagnificationNet().state_dict().items()}}, weights)
+    onset_path, apex_path = _write_pair(tmp_path)
+    out = tmp_path / "out"
+    args = ["magnify", str(onset_path), str(apex_path), "--out", str(out), "--factors", "5:5:1"]
+    assert main(args + ["--method", "learned", "--weights", str(weights), "--network-size", "32"]) == 0
+    assert _read_rgb(out / "factor_05.000.png").shape == (40, 32, 3)

@@ -238,7 +238,8 @@ def load_magnification_net(path: str | Path) -> MagnificationNet:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError here.
         raise ValueError(
-            f"cannot load learned magnifier weights {path} with weights_only=True ({err}); "
+            f"cannot load learned magnifier weights {path} with weights_only=True "
+            f"({type(err).__name__}: {err}); "
             "pass a PyTorch checkpoint of the learning-based magnifier"
         ) from err
 
