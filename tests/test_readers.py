@@ -262,6 +262,23 @@ def test_missing_frame_allowed_is_listed(tmp_path: Path) -> None:
     assert sample_set.missing == ["casme2/sub01/EP01"]
 
 
+def test_apex_rules_on_real_frames(shared_data: Path, tmp_path: Path) -> None:
+    frames = sorted(require(shared_data / "casme2_frames").glob("*.jpg"))
+    cfg = _one_clip(tmp_path, frames=())
+    clip = tmp_path / "Cropped" / "sub01" / "EP01"
+    clip.mkdir(parents=True)
+    for number, path in zip(range(10, 16), frames):
+        (clip / f"reg_img{number}.jpg").write_bytes(path.read_bytes())
+
+    annotated = casme2.load(cfg).samples[0]
+    middle = casme2.load(cfg.model_copy(update={"apex": "middle"})).samples[0]
+    spotted = casme2.load(cfg.model_copy(update={"apex": "spotted"})).samples[0]
+    assert annotated.apex.name == "reg_img12.jpg"
+    assert middle.apex.name == "reg_img13.jpg"
+    assert spotted.apex == spot_apex(list(spotted.frames))
+    assert [p.name for p in spotted.frames] == [f"reg_img{n}.jpg" for n in range(10, 16)]
+
+
 def test_cropped_layout_found(tmp_path: Path) -> None:
     sample_set = casme2.load(_one_clip(tmp_path))
     assert sample_set.samples[0].onset.name == "reg_img10.jpg"
