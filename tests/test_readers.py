@@ -167,6 +167,23 @@ def test_smic_apex_from_sheet(smic_tree: Path, annotations: Path) -> None:
     assert by_clip["s20_po_01"].apex.name == "image17598783.bmp"
 
 
+def test_smic_long_layout_uses_sheet(annotations: Path, tmp_path: Path) -> None:
+    """SMIC-E folders (``SMIC_HS_E/s03/s3_ne_01``) start before the onset, so the sheet decides."""
+    sheet = pd.read_excel(annotations / "smic_apex.xlsx", dtype=object)
+    base = tmp_path / "smic" / "HS_long" / "SMIC_HS_E"
+    for row in sheet.itertuples():
+        folder = base / f"s{int(row.subject):02d}" / row.clip
+        for frame in (int(row.onset_frame) - 5, int(row.onset_frame), int(row.apex_frame)):
+            _touch(folder / f"image{frame}.jpg")
+
+    sample_set = smic.load(DataConfig(dataset="smic", root=tmp_path, annotations=annotations / "smic_apex.xlsx"))
+    sample = next(s for s in sample_set.samples if s.clip == "s03_ne_01")
+    assert _counts(sample_set) == {"positive": 51, "negative": 70, "surprise": 43}
+    assert sample.onset.name == "image257900.jpg"
+    with pytest.raises(ValueError, match="give smic_apex.xlsx"):
+        smic.load(DataConfig(dataset="smic", root=tmp_path))
+
+
 def test_casme3_counts(annotations: Path, tmp_path: Path) -> None:
     records = casme3.read_records(annotations / "casme3_part_A.csv")
     for record in records:
