@@ -97,7 +97,7 @@ class RunResult:
 
 @dataclass
 class MissingRun:
-    """A run the ablation manifest expects but which has no ``summary.json``."""
+    """A run that was planned or started but has no finished fold to report."""
 
     path: Path
     label: str
@@ -279,6 +279,10 @@ def load_runs(paths: list[Path]) -> RunCollection:
                 groups.setdefault(label, VariantGroup(label, [])).missing.append(MissingRun(run_dir, label, seed, reason))
                 continue
             run = load_run(run_dir)
+            if run.summary.get("pooled") is None:
+                gap = MissingRun(run_dir, run.label, run.seed, "no fold finished")
+                groups.setdefault(run.label, VariantGroup(run.label, [])).missing.append(gap)
+                continue
             groups.setdefault(run.label, VariantGroup(run.label, [])).runs.append(run)
 
         for run_path, (variant, seed) in expected.items():
