@@ -68,8 +68,8 @@ def test_parse_variants_unknown():
 def test_run_ablation_layout(tmp_path):
     evaluate = FakeEvaluate()
     dirs = run_ablation(RunConfig(), tmp_path, list(DEFAULT_VARIANTS), [0, 1], evaluate=evaluate, cache_dir=tmp_path / "c")
-    assert dirs == [tmp_path / v / f"seed{s}" for v in DEFAULT_VARIANTS for s in (0, 1)]
-    assert [(v, s) for v, s, _ in evaluate.calls] == [(v, s) for v in DEFAULT_VARIANTS for s in (0, 1)]
+    assert dirs == [tmp_path / v / f"seed{s}" for s in (0, 1) for v in DEFAULT_VARIANTS]
+    assert [(v, s) for v, s, _ in evaluate.calls] == [(v, s) for s in (0, 1) for v in DEFAULT_VARIANTS]
     assert evaluate.options == {"cache_dir": tmp_path / "c"}
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert manifest["variants"] == list(DEFAULT_VARIANTS)
@@ -110,7 +110,7 @@ def test_cli_ablate_writes_report(tmp_path, monkeypatch):
     argv = ["ablate", "--root", str(tmp_path), "--out", str(tmp_path / "abl"), "--seeds", "2", "--seed", "7"]
     argv += ["--variants", "no_uncertainty", "--epochs", "3", "--cache-dir", str(tmp_path / "c")]
     assert main(argv + ["--no-report"]) == 0
-    assert [(v, s) for v, s, _ in evaluate.calls] == [("full", 7), ("full", 8), ("no_uncertainty", 7), ("no_uncertainty", 8)]
+    assert [(v, s) for v, s, _ in evaluate.calls] == [("full", 7), ("no_uncertainty", 7), ("full", 8), ("no_uncertainty", 8)]
     assert evaluate.options["final_model"] is False
     saved = RunConfig.from_yaml(tmp_path / "abl" / "full" / "seed7" / "config.yaml")
     assert saved.train.epochs == 3

@@ -128,7 +128,7 @@ def run_ablation(
         evaluate_options: Passed on to ``evaluate`` (for example a shared feature cache).
 
     Returns:
-        The run directories, in variant-major order.
+        The run directories, in seed-major order.
     """
     if evaluate is None:
         from uamrn.train.loso import evaluate_dataset as evaluate
@@ -140,9 +140,11 @@ def run_ablation(
     out_dir.mkdir(parents=True, exist_ok=True)
     _update_manifest(out_dir, base, variants, seeds)
 
+    # Seed-major order: an ablation stopped early still has every variant for the first seeds,
+    # so the comparisons stay paired.
     run_dirs = []
     total = len(variants) * len(seeds)
-    for i, (variant, seed) in enumerate(((v, s) for v in variants for s in seeds), start=1):
+    for i, (seed, variant) in enumerate(((s, v) for s in seeds for v in variants), start=1):
         run_dir = out_dir / variant / f"seed{seed}"
         log.info("ablation run %d/%d: %s, seed %d -> %s", i, total, variant, seed, run_dir)
         start = time.perf_counter()
