@@ -27,6 +27,9 @@ class SequenceConfig(_Group):
     learned_weights: Path | None = None
     face_margin: float = Field(0.1, ge=0.0, le=1.0, description="face box margin, fraction of the landmark box size per side")
     align_eyes: bool = Field(False, description="rotate onset, apex and box so that the eye line is horizontal")
+    flow_unit: Literal["min", "max"] = Field(
+        "min", description="flow inputs: the factor (smallest or largest) at which the stored flow image is kept unchanged"
+    )
 
     @model_validator(mode="after")
     def _check_range(self) -> "SequenceConfig":

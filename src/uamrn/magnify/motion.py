@@ -7,12 +7,12 @@ reference level (its median, the typical value of the mostly still face) and cli
 0..255. Clipping is what produces the saturated, over-magnified frames that the sparse
 attention is meant to ignore.
 
-The gain for amplification factor ``a`` is ``(1 + a) / (1 + unit_factor)``, the motion
+The gain for amplification factor ``a`` is ``(1 + a) / (1 + unit_factor)``: the motion
 factor of Eq. 1 (``I_onset + (1 + a) * (I_apex - I_onset)``) relative to the factor at which
-the stored image is taken as it is. With the default ``unit_factor = max(factors)`` the
-largest factor reproduces the stored image (whose extremes already touch 0 and 255) and
-smaller factors shrink the motion; ``unit_factor = min(factors)`` instead keeps the smallest
-factor as stored and saturates the larger ones.
+the stored image is kept as it is. With the default ``unit_factor = min(factors)`` the
+smallest factor reproduces the stored image (whose extremes already touch 0 and 255) and
+larger factors saturate more and more pixels; ``unit_factor = max(factors)`` instead keeps
+the largest factor as stored and shrinks the motion at smaller factors, so nothing saturates.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def flow_gains(factors: Sequence[float], unit_factor: float | None = None) -> np
 
     Args:
         factors: Amplification factors ``a``, one per output frame.
-        unit_factor: The factor whose gain is 1; ``None`` means ``max(factors)``.
+        unit_factor: The factor whose gain is 1; ``None`` means ``min(factors)``.
 
     Returns:
         ``(L,)`` float64 gains ``(1 + a) / (1 + unit_factor)``.
@@ -41,7 +41,7 @@ def flow_gains(factors: Sequence[float], unit_factor: float | None = None) -> np
     if factors.size == 0:
         raise ValueError("no amplification factors given; pass at least one factor")
     if unit_factor is None:
-        unit_factor = float(factors.max())
+        unit_factor = float(factors.min())
     if factors.min() <= -1.0 or unit_factor <= -1.0:
         raise ValueError(
             f"amplification factors must be above -1 (got min {min(factors.min(), unit_factor)}); "
@@ -58,7 +58,7 @@ def magnify_flow(flow: np.ndarray, factors: Sequence[float], unit_factor: float 
             normalised per image.
         factors: Amplification factors ``a``, in output order.
         unit_factor: The factor at which ``flow`` is returned unchanged; ``None`` means
-            ``max(factors)``. See the module docstring.
+            ``min(factors)``. See the module docstring.
 
     Returns:
         ``(L, H, W, 3)`` uint8, frame ``i`` = ``median + gain_i * (flow - median)`` per channel,

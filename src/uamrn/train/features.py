@@ -128,7 +128,8 @@ class _Extractor:
             return self.frontend(_to_tensor(sequence)).numpy().astype(np.float32)
 
         flow = read_rgb(sample.flow)
-        tokens = self.flow_frontend(_to_tensor(magnify_flow(flow, self.factors))).numpy()
+        unit_factor = min(self.factors) if self.cfg.sequence.flow_unit == "min" else max(self.factors)
+        tokens = self.flow_frontend(_to_tensor(magnify_flow(flow, self.factors, unit_factor))).numpy()
         if self.cfg.data.input == "apex+flow":
             apex = self.frontend(_to_tensor(read_rgb(sample.apex)[None])).numpy()
             tokens = np.concatenate([tokens, np.repeat(apex, len(tokens), axis=0)], axis=1)
