@@ -296,6 +296,17 @@ def test_apex_rules_on_real_frames(shared_data: Path, tmp_path: Path) -> None:
     assert [p.name for p in spotted.frames] == [f"reg_img{n}.jpg" for n in range(10, 16)]
 
 
+def test_apex_outside_clip_falls_back(tmp_path: Path, caplog) -> None:
+    header = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion"]
+    sheet = _write_sheet(tmp_path / "sheet.xlsx", [["01", "EP01", 4896, 1930, 4900, "others"]], header)
+    for number in range(4896, 4901):
+        _touch(tmp_path / "sub01" / "EP01" / f"img{number}.jpg")
+    with caplog.at_level(logging.WARNING):
+        sample = casme2.load(DataConfig(dataset="casme2", root=tmp_path, annotations=sheet)).samples[0]
+    assert sample.apex.name == "img4898.jpg"
+    assert "apex 1930 lies outside onset..offset 4896..4900 (sheet.xlsx row 2)" in caplog.text
+
+
 def test_cropped_layout_found(tmp_path: Path) -> None:
     sample_set = casme2.load(_one_clip(tmp_path))
     assert sample_set.samples[0].onset.name == "reg_img10.jpg"

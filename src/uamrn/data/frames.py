@@ -146,14 +146,35 @@ def _locate(record: ClipRecord, folder: Path, cfg: DataConfig, key: str) -> tupl
 
     onset = frame(record.onset, "onset")
     last = record.offset if record.offset is not None else max(index)
+    if last < record.onset:
+        logger.warning("%s: offset %d is before onset %d (%s); using the frames up to the last one",
+                       key, last, record.onset, record.source)
+        last = max(index)
     frames = tuple(index[n] for n in sorted(index) if record.onset <= n <= last)
 
     if cfg.apex == "spotted":
         apex = spot_apex(list(frames))
-    elif cfg.apex == "auto" and record.apex is not None:
+    elif cfg.apex == "auto" and record.apex is not None and _apex_usable(record, index, last, key):
         apex = frame(record.apex, "apex")
     else:
         apex = frames[len(frames) // 2]
         if cfg.apex == "auto":
-            logger.info("%s: apex not annotated (%s); using the middle frame %s", key, record.source, apex.name)
+            logger.debug("%s: apex not annotated (%s); using the middle frame %s", key, record.source, apex.name)
     return onset, apex, frames
+
+
+def _apex_usable(record: ClipRecord, index: dict[int, Path], last: int, key: str) -> bool:
+    """Check an annotated apex outside onset..offset; such an apex is kept only if its frame exists.
+
+    The real sheets contain such typos (SAMM 032_3_1 gives apex 1930 for onset 4896), and a
+    clip folder often holds only the onset..offset frames.
+    """
+    if record.onset <= record.apex <= last:
+        return True
+    if record.apex in index:
+        logger.warning("%s: apex %d lies outside onset..offset %d..%d (%s); keeping the annotated apex",
+                       key, record.apex, record.onset, last, record.source)
+        return True
+    logger.warning("%s: apex %d lies outside onset..offset %d..%d (%s) and has no frame; using the middle frame",
+                   key, record.apex, record.onset, last, record.source)
+    return False
