@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from uamrn.cli import UsageError
-from uamrn.config import DataConfig, RunConfig, SequenceConfig, TrainConfig
+from uamrn.config import DataConfig, ModelConfig, RunConfig, SequenceConfig, TrainConfig
 
 __all__ = ["DEMO_VARIANTS", "demo_configs", "register", "run"]
 
@@ -56,10 +56,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def demo_configs(data_root: Path, epochs: int, seed: int) -> dict[str, RunConfig]:
-    """Build the run config of each demo variant; they differ only in the sequence."""
+    """Build the run config of each demo variant; they differ only in the sequence.
+
+    The model and recipe are those of ``uamrn evaluate``'s ``cpu`` preset (width 64, 4
+    Monte-Carlo passes, one torch thread per fold), with ``epochs`` and the learning-rate
+    decay after two thirds of them.
+    """
+    from uamrn.commands.evaluate import CPU_PRESET
+
     data = DataConfig(dataset="demo", root=data_root, input="frames")
-    train = TrainConfig(epochs=epochs, seed=seed, lr_step=max(1, (epochs * 2) // 3))
-    return {name: RunConfig(data=data, sequence=sequence, train=train) for name, sequence in DEMO_VARIANTS.items()}
+    model = ModelConfig(**CPU_PRESET["model"])
+    train = TrainConfig(**{**CPU_PRESET["train"], "epochs": epochs, "lr_step": max(1, (epochs * 2) // 3), "seed": seed})
+    return {
+        name: RunConfig(data=data, sequence=sequence, model=model, train=train)
+        for name, sequence in DEMO_VARIANTS.items()
+    }
 
 
 def _sizes(args: argparse.Namespace) -> dict[str, int]:
