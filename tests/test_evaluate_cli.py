@@ -1,0 +1,180 @@
+"""`uamrn evaluate`: option mapping, an end-to-end run on a tiny composite, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from uamrn.cli import UsageError, build_parser, main
+from uamrn.commands.evaluate import build_config
+from uamrn.config import DataConfig, RunConfig
+from uamrn.data.registry import load_dataset
+from uamrn.nn import build_frontend
+from uamrn.train.features import compute_features
+
+from test_megc2019 import write_megc2019
+
+TINY = """
+model: {d_model: 8, n_blocks: 1, n_heads: 2, mc_samples: 2}
+train: {epochs: 1, batch_size: 4, threads: 1}
+sequence: {length: 4}
+"""
+
+
+def parse(*argv: str):
+    return build_parser().parse_args(["evaluate", "--out", "unused", *argv])
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    """A tiny MEGC2019 folder and a YAML config small enough to train in a second."""
+    root = write_megc2019(tmp_path / "megc2019")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    common = ["evaluate", "--dataset", "megc2019", "--root", str(root), "--config", str(config),
+              "--cache-dir", str(tmp_path / "cache")]
+    return root, common
+
+
+def test_config_default_is_cpu_preset():
+    cfg = build_config(parse("--root", "data"))
+    assert cfg.model.d_model == 64
+    assert cfg.train.threads == 1
+    assert cfg.data.root.name == "data"
+
+
+def test_config_paper_preset():
+    assert build_config(parse("--root", "data", "--preset", "paper")).model.d_model == 1024
+
+
+def test_config_ablation_switches():
+    cfg = build_config(parse("--root", "data", "--no-uncertainty", "--attention", "full", "--no-magnification"))
+    assert cfg.model.uncertainty is False
+    assert cfg.model.attention == "full"
+    assert cfg.sequence.length == 1
+
+
+def test_config_data_options():
+    cfg = build_config(parse("--root", "data", "--databases", "casme2, smic", "--allow-missing", "--input", "apex+flow"))
+    assert cfg.data.databases == ["casme2", "smic"]
+    assert cfg.data.allow_missing is True
+    assert cfg.data.input == "apex+flow"
+
+
+def test_config_seed_and_epochs():
+    cfg = build_config(parse("--root", "data", "--seed", "7", "--epochs", "3"))
+    assert cfg.train.seed == 7
+    assert cfg.train.epochs == 3
+
+
+def test_config_file_then_options(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data: {root: somewhere}\ntrain: {epochs: 5, lr: 0.001}\n")
+    cfg = build_config(parse("--config", str(path), "--epochs", "2"))
+    assert cfg.train.epochs == 2
+    assert cfg.train.lr == 0.001
+    assert str(cfg.data.root) == "somewhere"
+
+
+def test_config_requires_root():
+    with pytest.raises(UsageError, match="pass --root PATH explicitly"):
+        build_config(parse())
+
+
+def test_cli_missing_root_message(capsys):
+    assert main(["evaluate", "--dataset", "megc2019", "--out", "x"]) == 2
+    assert "--root PATH" in capsys.readouterr().err
+
+
+def test_cli_invalid_epochs(capsys):
+    assert main(["evaluate", "--root", "data", "--out", "x", "--epochs", "0"]) == 2
+    assert "epochs" in capsys.readouterr().err
+
+
+def test_cli_runs_end_to_end(tiny_run, tmp_path, capsys):
+    _, common = tiny_run
+    out = tmp_path / "run"
+    assert main([*common, "--out", str(out), "--folds", "sub01,s01"]) == 0
+    printed = capsys.readouterr().out
+    assert "UF1" in printed
+    assert "folds not run yet: sub02, sub03" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["folds_done"] == ["sub01", "s01"]
+    assert (out / "final" / "model.yaml").is_file()
+    assert RunConfig.from_yaml(out / "config.yaml").model.d_model == 8
+
+
+def test_cli_rerun_same_summary(tiny_run, tmp_path):
+    _, common = tiny_run
+    out = tmp_path / "run"
+    assert main([*common, "--out", str(out), "--folds", "sub02", "--no-final-model"]) == 0
+    first = json.loads((out / "summary.json").read_text())
+    assert main([*common, "--out", str(out), "--folds", "sub02", "--no-final-model"]) == 0
+    second = json.loads((out / "summary.json").read_text())
+    first.pop("timing"), second.pop("timing")
+    assert first == second
+
+
+def test_cli_other_config_same_out(tiny_run, tmp_path, capsys):
+    _, common = tiny_run
+    out = tmp_path / "run"
+    assert main([*common, "--out", str(out), "--folds", "sub02", "--no-final-model"]) == 0
+    assert main([*common, "--out", str(out), "--folds", "sub02", "--seed", "3"]) == 2
+    assert "new --out" in capsys.readouterr().err
+
+
+def test_cli_unknown_fold_subject(tiny_run, tmp_path, capsys):
+    _, common = tiny_run
+    assert main([*common, "--out", str(tmp_path / "run"), "--folds", "sub99"]) == 2
+    assert "'sub99'" in capsys.readouterr().err
+
+
+def test_cli_unreadable_png(tiny_run, tmp_path, capsys):
+    root, common = tiny_run
+    (root / "flow" / "sub03_EP04_01 .png").write_bytes(b"not a png")
+    assert main([*common, "--out", str(tmp_path / "run"), "--no-cache"]) == 2
+    assert "sub03_EP04_01 .png" in capsys.readouterr().err
+
+
+def test_cli_missing_flow_file(tiny_run, tmp_path, capsys):
+    root, common = tiny_run
+    (root / "flow" / "sub03_EP04_01 .png").unlink()
+    assert main([*common, "--out", str(tmp_path / "run")]) == 2
+    assert "sub03_EP04_01 .png" in capsys.readouterr().err
+
+
+def test_features_cached_and_reused(tiny_run, tmp_path, monkeypatch):
+    root, _ = tiny_run
+    cfg = RunConfig(data=DataConfig(root=root), sequence={"length": 4})
+    sample_set = load_dataset(cfg.data)
+    first = compute_features(sample_set, cfg, tmp_path / "cache")
+    assert first.shape == (8, 4, 28 * 28 * 3)
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 8
+
+    monkeypatch.setattr("uamrn.train.features._Extractor", None)  # any recomputation would fail
+    np.testing.assert_array_equal(compute_features(sample_set, cfg, tmp_path / "cache"), first)
+
+
+def test_features_cache_key_follows_file_content(tiny_run, tmp_path):
+    root, _ = tiny_run
+    cfg = RunConfig(data=DataConfig(root=root), sequence={"length": 4})
+    sample_set = load_dataset(cfg.data)
+    first = compute_features(sample_set, cfg, tmp_path / "cache")
+    flow = np.full((28, 28, 3), 7, np.uint8)
+    flow[0, 0] = 255
+    cv2.imwrite(str(sample_set.samples[0].flow), flow)
+    second = compute_features(sample_set, cfg, tmp_path / "cache")
+    assert not np.array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1:], second[1:])
+
+
+def test_features_apex_plus_flow_width(tiny_run, tmp_path):
+    root, _ = tiny_run
+    cfg = RunConfig(data=DataConfig(root=root, input="apex+flow"), sequence={"length": 4})
+    features = compute_features(load_dataset(cfg.data), cfg, None)
+    apex_width = build_frontend(cfg.frontend).feature_dim
+    assert features.shape == (8, 4, 28 * 28 * 3 + apex_width)
+    np.testing.assert_array_equal(features[:, 0, 2352:], features[:, 3, 2352:])
