@@ -62,6 +62,8 @@ class RunResult:
         summary: Parsed ``summary.json``.
         predictions: Parsed ``predictions.csv``, one row per test sample of every finished fold.
         config: Parsed ``config.yaml`` (a plain dict; empty when the file is absent).
+        planned_folds: Test subjects the ablation was restricted to (``--folds``), or None
+            when every subject of the dataset is a planned fold.
     """
 
     path: Path
@@ -70,13 +72,28 @@ class RunResult:
     summary: dict[str, Any]
     predictions: pd.DataFrame
     config: dict[str, Any]
+    planned_folds: list[str] | None = None
 
     @property
     def class_names(self) -> list[str]:
         return list(self.summary["class_names"])
 
     @property
+    def folds_done(self) -> list[str]:
+        return [str(s) for s in self.summary.get("folds_done") or []]
+
+    @property
+    def folds_planned(self) -> list[str]:
+        """Folds this run should have: the ablation's ``--folds``, else every subject."""
+        if self.planned_folds is not None:
+            return list(self.planned_folds)
+        return [str(s) for s in self.summary.get("folds_expected") or []]
+
+    @property
     def folds_missing(self) -> list[str]:
+        if self.planned_folds is not None:
+            done = set(self.folds_done)
+            return [s for s in self.planned_folds if s not in done]
         return [str(s) for s in self.summary.get("folds_missing") or []]
 
     @property
@@ -279,6 +296,8 @@ def load_runs(paths: list[Path]) -> RunCollection:
                 groups.setdefault(label, VariantGroup(label, [])).missing.append(MissingRun(run_dir, label, seed, reason))
                 continue
             run = load_run(run_dir)
+            if manifest is not None and run_dir in expected:
+                run.planned_folds = manifest.get("folds")
             if run.summary.get("pooled") is None:
                 gap = MissingRun(run_dir, run.label, run.seed, "no fold finished")
                 groups.setdefault(run.label, VariantGroup(run.label, [])).missing.append(gap)

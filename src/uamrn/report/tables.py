@@ -315,17 +315,15 @@ def completeness_table(coll: RunCollection) -> Table:
     rows = []
     for group in coll.groups:
         for run in group.runs:
-            done = run.summary.get("folds_done")
-            expected = run.summary.get("folds_expected")
-            done_n = len(done) if isinstance(done, list) else done
-            expected_n = len(expected) if isinstance(expected, list) else expected
+            planned = run.folds_planned
+            done = [s for s in run.folds_done if s in planned]
             missing = ", ".join(run.folds_missing) or "none"
-            rows.append([group.label, str(run.seed), f"{done_n} of {expected_n}", missing, f"`{run.path}`"])
+            rows.append([group.label, str(run.seed), f"{len(done)} of {len(planned)}", missing, f"`{run.path}`"])
         for gap in group.missing:
             rows.append([group.label, str(gap.seed), "0", gap.reason, f"`{gap.path}`"])
     return Table(
         "completeness",
-        "Runs and folds behind every figure (a fold is a test subject)",
+        "Runs and planned folds behind every figure (a fold is a test subject)",
         ["variant", "seed", "folds done", "folds missing", "run directory"],
         rows,
     )

@@ -109,6 +109,15 @@ def build_report(
             f"`{coll.reference}`."
         )
     )
+    planned = (coll.manifest or {}).get("folds")
+    if planned:
+        subjects = coll.runs[0].summary.get("folds_expected") or []
+        report.add(
+            Paragraph(
+                f"The ablation was restricted by `--folds` to {len(planned)} of {len(subjects)} test subjects: "
+                f"{', '.join(planned)}. Every figure below covers these folds only."
+            )
+        )
     gaps = _completeness_text(coll)
     if gaps:
         report.add(Heading("Missing runs and folds"), BulletList(gaps))

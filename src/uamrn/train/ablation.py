@@ -88,11 +88,13 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _update_manifest(out_dir: Path, base: RunConfig, variants: list[str], seeds: list[int]) -> dict[str, Any]:
+def _update_manifest(
+    out_dir: Path, base: RunConfig, variants: list[str], seeds: list[int], folds: list[str] | None
+) -> dict[str, Any]:
     """Create or extend ``ablation.json``; a different base configuration is an error."""
     path = out_dir / MANIFEST
     base_dump = base.model_copy(update={"train": base.train.model_copy(update={"seed": 0})}).model_dump(mode="json")
-    manifest = {"reference": "full", "variants": variants, "seeds": seeds, "base_config": base_dump}
+    manifest = {"reference": "full", "variants": variants, "seeds": seeds, "folds": folds, "base_config": base_dump}
     if path.is_file():
         old = json.loads(path.read_text())
         if old.get("base_config") != base_dump:
@@ -102,6 +104,9 @@ def _update_manifest(out_dir: Path, base: RunConfig, variants: list[str], seeds:
             )
         manifest["variants"] = list(dict.fromkeys(old["variants"] + variants))
         manifest["seeds"] = sorted(set(old["seeds"]) | set(seeds))
+        # A fold list only narrows the plan while every run so far was narrowed too.
+        old_folds = old.get("folds")
+        manifest["folds"] = None if old_folds is None or folds is None else list(dict.fromkeys(old_folds + folds))
     _write_json(path, manifest)
     return manifest
 
@@ -138,7 +143,7 @@ def run_ablation(
         raise ValueError(f"unknown ablation variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _update_manifest(out_dir, base, variants, seeds)
+    _update_manifest(out_dir, base, variants, seeds, folds)
 
     # Seed-major order: an ablation stopped early still has every variant for the first seeds,
     # so the comparisons stay paired.
