@@ -1,7 +1,7 @@
 """Find and load finished LOSO run directories, and group them into variants with seeds.
 
 A run directory is what ``uamrn evaluate`` writes: ``config.yaml``, ``summary.json``,
-``predictions.csv`` and ``folds/<subject>/``. An ablation directory (``uamrn ablate``) holds
+``predictions.csv`` and ``folds/<subject>/``. An ablation directory (``uamrn ablate``) contains
 runs at ``<variant>/seed<k>/`` plus an ``ablation.json`` manifest that lists the runs it
 expects, so runs that never finished are reported by name.
 """
