@@ -188,7 +188,7 @@ def test_feature_rows_must_match_samples(tmp_path):
 
 
 def test_summarize_without_run(tmp_path):
-    with pytest.raises(FileNotFoundError, match="holds no LOSO run"):
+    with pytest.raises(FileNotFoundError, match="no LOSO run found"):
         summarize(tmp_path)
 
 

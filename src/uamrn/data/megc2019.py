@@ -115,10 +115,10 @@ def load(cfg: DataConfig) -> SampleSet:
     """Read the MEGC2019 composite samples of the selected databases.
 
     Args:
-        cfg: ``root`` is the folder with the CSV, ``flow/`` and ``apex/``; ``databases``
-            restricts the parts read; ``input`` decides which files are required (``flow``:
-            flow images; ``apex+flow``: flow and apex images); ``allow_missing`` drops samples
-            whose files are absent and records them instead of raising.
+        cfg: ``root`` is the folder with the CSV, ``flow/`` and ``apex/``. ``databases``
+            restricts the parts read. ``input`` decides which files are required: flow
+            images for ``flow``, flow and apex images for ``apex+flow``. ``allow_missing``
+            drops samples whose files are absent and records them instead of raising.
 
     Returns:
         The samples in CSV order, with class names ``negative, positive, surprise``.

@@ -2,9 +2,9 @@
 
 A flow image stores horizontal flow u, vertical flow v and optical strain, each min-max
 normalised to 0..255 per image. Zero motion is therefore not a fixed value and the absolute
-scale is lost, so magnifying means scaling the deviations of each channel from a per-image
-reference level (its median, the typical value of the mostly still face) and clipping to
-0..255. Clipping is what produces the saturated, over-magnified frames that the sparse
+scale is lost. Magnifying thus means scaling the deviations of each channel from a per-image
+reference level and clipping to 0..255. The reference is the channel median, the typical
+value of a mostly still face. Clipping is what produces the saturated, over-magnified frames that the sparse
 attention is meant to ignore.
 
 The gain for amplification factor ``a`` is ``(1 + a) / (1 + unit_factor)``: the motion

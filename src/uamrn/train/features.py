@@ -8,7 +8,7 @@ Inputs (``cfg.data.input``):
 
 - ``flow``: the flow image magnified in the motion domain at every factor
   (:func:`uamrn.magnify.motion.magnify_flow`), each frame through the ``flow_pixels``
-  front end, whatever ``cfg.frontend`` says.
+  front end, whatever ``cfg.frontend`` names.
 - ``apex+flow``: the same flow tokens, each concatenated with the features of the apex face
   from the configured front end (one vector per sample, repeated over the sequence).
 - ``frames``: the onset/apex sequence from :func:`uamrn.sequence.build_sequence` through

@@ -10,7 +10,7 @@ Run directory layout::
     RUN_DIR/final/                   model.safetensors, model.yaml of a model trained on all samples
 
 ``fold.json`` is written last, so a fold counts as finished only when all its files are in
-place; a rerun skips finished folds and retrains any fold that was interrupted.
+place. A rerun skips finished folds and retrains any fold that was interrupted.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def train_fold(subject: str, sample_set: SampleSet, features: np.ndarray, cfg: R
     if len(test) == 0:
         raise ValueError(f"subject {subject!r} has no samples in {sample_set.name}; known subjects: {', '.join(sample_set.subjects)}")
     if len(train) == 0:
-        raise ValueError(f"subject {subject!r} holds every sample of {sample_set.name}; LOSO needs at least two subjects")
+        raise ValueError(f"subject {subject!r} contains every sample of {sample_set.name}; LOSO needs at least two subjects")
 
     start = time.perf_counter()
     labels = _labels(sample_set)
@@ -226,7 +226,7 @@ def run_loso(
         The summary, as written to ``summary.json``.
 
     Raises:
-        ValueError: ``out_dir`` holds a run with another config, or a subject in ``folds``
+        ValueError: ``out_dir`` contains a run with another config, or a subject in ``folds``
             has no samples.
     """
     if len(features) != len(sample_set.samples):
@@ -275,12 +275,12 @@ def summarize(run_dir: Path) -> dict:
         Metric groups are ``None`` while no fold has finished.
 
     Raises:
-        FileNotFoundError: ``run_dir`` holds no run.
+        FileNotFoundError: ``run_dir`` contains no run.
     """
     run_dir = Path(run_dir)
     dataset_path = run_dir / DATASET_FILE
     if not dataset_path.is_file() or not (run_dir / CONFIG_FILE).is_file():
-        raise FileNotFoundError(f"{run_dir} holds no LOSO run ({DATASET_FILE} or {CONFIG_FILE} missing); run uamrn evaluate first")
+        raise FileNotFoundError(f"no LOSO run found in {run_dir} ({DATASET_FILE} or {CONFIG_FILE} missing); run uamrn evaluate first")
     dataset = json.loads(dataset_path.read_text())
     cfg = RunConfig.from_yaml(run_dir / CONFIG_FILE)
     class_names = dataset["class_names"]

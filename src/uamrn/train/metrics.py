@@ -48,10 +48,10 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_n
 def subject_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
     """Compute the metrics of one test subject over the classes it shows.
 
-    A subject rarely shows every class, so absent classes are not counted as zeros: macro F1
+    A subject rarely shows every class, so absent classes are not counted as zeros. Macro F1
     averages over the classes present in ``y_true`` or ``y_pred`` (scikit-learn's default
-    label set, so a wrongly predicted class still costs an F1 of 0), and UAR over the classes
-    present in ``y_true``.
+    label set), so a wrongly predicted class still costs an F1 of 0. UAR averages over the
+    classes present in ``y_true``.
 
     Returns:
         ``n_samples``, ``accuracy``, ``macro_f1``, ``uf1`` (same as ``macro_f1``) and ``uar``.

@@ -4,7 +4,7 @@ Every file is written to a temporary name in its destination folder and moved in
 with ``os.replace``, so a run killed at any moment leaves either the old file or the new
 one, never a truncated one.
 
-A model directory holds ``model.safetensors`` (the network weights under ``model.`` and the
+A model directory contains ``model.safetensors`` (the network weights under ``model.`` and the
 feature standardisation under ``features.mean`` / ``features.std``) and ``model.yaml`` (the
 full run config, ``in_features``, class names and the test subject, if any).
 """
@@ -77,7 +77,7 @@ def check_run_config(run_dir: Path, cfg: RunConfig) -> None:
     """Save ``cfg`` as ``RUN_DIR/config.yaml``, or check that it equals the one already there.
 
     Raises:
-        ValueError: The run directory holds a run made with a different config, so resuming
+        ValueError: The run directory contains a run made with a different config, so resuming
             into it would mix results.
     """
     path = Path(run_dir) / CONFIG_FILE
@@ -89,7 +89,7 @@ def check_run_config(run_dir: Path, cfg: RunConfig) -> None:
     if saved.model_dump(mode="json") != cfg.model_dump(mode="json"):
         differences = _config_differences(saved.model_dump(mode="json"), cfg.model_dump(mode="json"))
         raise ValueError(
-            f"{run_dir} holds a run with a different config ({'; '.join(differences[:5])}); "
+            f"{run_dir} contains a run with a different config ({'; '.join(differences[:5])}); "
             "pass a new --out directory, or repeat the original options to resume that run"
         )
 
@@ -107,7 +107,7 @@ def _config_differences(saved: dict, current: dict, prefix: str = "") -> list[st
 
 @dataclass
 class ModelMeta:
-    """What is needed besides the weights to rebuild a trained model and its inputs.
+    """Metadata besides the weights that rebuilds a trained model and its inputs.
 
     Attributes:
         config: The full run config (data input, sequence, front end, model, training).
