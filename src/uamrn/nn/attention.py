@@ -23,9 +23,10 @@ AUTO_BUCKETED_ABOVE_LENGTH = 256
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over the allowed entries of the last dimension; all-zero rows where none is allowed.
 
-    Masked entries are replaced by a finite value before the exponential and multiplied
-    by zero after it, and an empty row divides by one, so neither the output nor the
-    gradient can become NaN or infinite. No -inf is ever passed to the softmax.
+    Masked scores are replaced by the lowest finite value of the dtype, whose exponential
+    underflows to exactly zero next to any allowed score. A row with no allowed key would
+    come out uniform, so it is multiplied by zero; its upstream gradient is then zero too.
+    No -inf enters the softmax, so neither the output nor the gradient can become NaN.
 
     Args:
         scores: Attention logits (..., L_q, L_k).
@@ -36,15 +37,8 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """
     lowest = torch.finfo(scores.dtype).min
     filled = torch.where(mask, scores, scores.new_tensor(lowest))
-
-    # The maximum of the allowed scores (lowest for an empty row) keeps exp() from overflowing.
-    row_max = filled.amax(dim=-1, keepdim=True).detach()
-    weights = torch.exp(filled - row_max) * mask
-
-    # A row with an allowed key has a sum of at least 1 (its maximum contributes exp(0)).
-    total = weights.sum(dim=-1, keepdim=True)
     has_key = mask.any(dim=-1, keepdim=True)
-    return weights / torch.where(has_key, total, torch.ones_like(total))
+    return torch.softmax(filled, dim=-1) * has_key
 
 
 def _bucketed_attention_fn():

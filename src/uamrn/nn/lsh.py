@@ -61,11 +61,16 @@ def lsh_buckets(x: Tensor, hyperplanes: Tensor) -> Tensor:
             "draw the hyperplanes with the per-head width"
         )
 
-    # (..., 1, L, d) @ (..., n_t, d, n_p) -> (..., n_t, L, n_p)
-    projections = torch.matmul(x.unsqueeze(-3), hyperplanes.to(x.dtype))
+    n_tables, dim, n_p = hyperplanes.shape[-3:]
+
+    # All tables in one matmul: (..., L, d) @ (..., d, n_t * n_p). Broadcasting x against
+    # a (..., n_t, d, n_p) tensor instead would copy x once per table.
+    planes = hyperplanes.to(x.dtype).movedim(-3, -2).reshape(*hyperplanes.shape[:-3], dim, n_tables * n_p)
+    with torch.no_grad():  # bucket ids are integers, so no gradient flows through hashing
+        projections = torch.matmul(x, planes)
+    projections = projections.unflatten(-1, (n_tables, n_p)).movedim(-2, -3)  # (..., n_t, L, n_p)
     bits = (projections > 0).long()
 
-    n_p = hyperplanes.shape[-1]
     powers = 2 ** torch.arange(n_p, device=x.device)
     return (bits * powers).sum(dim=-1)
 
