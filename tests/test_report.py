@@ -162,7 +162,7 @@ def test_calibration_matches_predictions(ablation):
 
 def test_findings_quote_table_figures(ablation):
     root, markdown = ablation
-    line = next(l for l in markdown.splitlines() if l.startswith("- `no_magnification` vs `full`"))
+    line = next(l for l in markdown.splitlines() if l.startswith("- `no_magnification` vs `full`, seeds 0, 1, 2"))
     uf1 = re.search(r"pooled UF1 ([\d.]+) vs ([\d.]+)", line).groups()
     assert abs(float(uf1[0]) - np.mean([s["pooled"]["uf1"] for s in summaries(root, "no_magnification")])) <= 5e-4
     assert abs(float(uf1[1]) - np.mean([s["pooled"]["uf1"] for s in summaries(root, "full")])) <= 5e-4
@@ -211,6 +211,21 @@ def test_missing_run_reported(tmp_path):
     assert completeness[("no_uncertainty", "1")]["folds missing"] == "not started"
     variants = {r["variant"]: r for r in parse_table(markdown, "variants")}
     assert variants["no_uncertainty"]["runs"] == "1 of 2 †"
+
+
+def test_paired_test_uses_shared_seeds(tmp_path):
+    root = write_ablation(tmp_path / "runs", ["full", "no_uncertainty"], [0, 1], skip=(("no_uncertainty", 1),))
+    write_report([root], tmp_path / "rep", visuals=False, figures_on=False)
+    markdown = (tmp_path / "rep" / "report.md").read_text()
+    row = parse_table(markdown, "paired")[0]
+    assert row["seeds"] == "0"
+    full = json.loads((root / "full" / "seed0" / "summary.json").read_text())
+    ablated = json.loads((root / "no_uncertainty" / "seed0" / "summary.json").read_text())
+    subjects = sorted(full["per_subject"])
+    diff = [ablated["per_subject"][k]["accuracy"] - full["per_subject"][k]["accuracy"] for k in subjects]
+    assert abs(float(row["mean Δ Acc"]) - np.mean(diff)) <= 5e-4
+    line = next(l for l in markdown.splitlines() if l.startswith("- `no_uncertainty` vs `full` (partial runs), seed 0:"))
+    assert f"vs {full['pooled']['uf1']:.3f}" in line
 
 
 def test_unfinished_run_reported(tmp_path):

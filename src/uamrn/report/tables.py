@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from uamrn.report.document import Table
 from uamrn.report.runs import RunCollection, RunResult, VariantGroup, config_diff
-from uamrn.report.stats import mean_std, paired_wilcoxon, reliability
+from uamrn.report.stats import PairedTest, mean_std, paired_wilcoxon, reliability
 
 __all__ = [
     "PARTIAL",
@@ -29,6 +29,8 @@ __all__ = [
     "calibration_table",
     "completeness_table",
     "subject_scores",
+    "shared_seeds",
+    "paired_test",
     "ablation_partner",
 ]
 
@@ -208,9 +210,16 @@ def attention_table(coll: RunCollection) -> Table | None:
     )
 
 
-def subject_scores(group: VariantGroup, metric: str) -> dict[str, float]:
-    """Per-subject ``metric`` averaged over the group's seeds, for subjects every seed tested."""
-    per_run = [r.summary.get("per_subject") or {} for r in group.runs]
+def subject_scores(group: VariantGroup, metric: str, seeds: list[int] | None = None) -> dict[str, float]:
+    """Per-subject ``metric`` averaged over the group's runs, for subjects every run tested.
+
+    Args:
+        group: The variant.
+        metric: A key of ``summary.json``'s ``per_subject`` entries (``accuracy``, ``macro_f1`` ...).
+        seeds: Use only the runs with these seeds; None uses every run.
+    """
+    runs = [r for r in group.runs if seeds is None or r.seed in seeds]
+    per_run = [r.summary.get("per_subject") or {} for r in runs]
     shared = set(per_run[0]).intersection(*per_run[1:]) if per_run else set()
     scores = {}
     for subject in shared:
@@ -218,6 +227,20 @@ def subject_scores(group: VariantGroup, metric: str) -> dict[str, float]:
         if all(v is not None for v in values):
             scores[subject] = sum(values) / len(values)
     return scores
+
+
+def shared_seeds(reference: VariantGroup, group: VariantGroup) -> list[int] | None:
+    """Seeds finished by both variants, or None when they share none (then all runs are used)."""
+    other = set(group.seeds)
+    common = [s for s in reference.seeds if s is not None and s in other]
+    return common or None
+
+
+def paired_test(reference: VariantGroup, group: VariantGroup, metric: str) -> tuple[PairedTest, list[int] | None]:
+    """Wilcoxon test of ``group`` against ``reference`` on the seeds both finished."""
+    seeds = shared_seeds(reference, group)
+    test = paired_wilcoxon(subject_scores(reference, metric, seeds), subject_scores(group, metric, seeds))
+    return test, seeds
 
 
 def format_p(p: float) -> str:
@@ -234,18 +257,19 @@ def paired_tests_table(coll: RunCollection) -> Table | None:
     for group in others:
         row = [group.label]
         for metric in ("accuracy", "macro_f1"):
-            test = paired_wilcoxon(subject_scores(reference, metric), subject_scores(group, metric))
+            test, seeds = paired_test(reference, group, metric)
             diff = "n/a" if test.mean_diff != test.mean_diff else f"{test.mean_diff:+.3f}"
             row += [f"{test.n} ({test.n_nonzero})", diff, format_p(test.p)]
+        row.append("all" if seeds is None else ", ".join(map(str, seeds)))
         rows.append(row)
     return Table(
         "paired",
         f"Paired tests over test subjects: each variant minus `{coll.reference}` (Wilcoxon signed-rank, two-sided)",
-        ["variant", "n (non-zero) Acc", "mean Δ Acc", "p Acc", "n (non-zero) F1", "mean Δ F1", "p F1"],
+        ["variant", "n (non-zero) Acc", "mean Δ Acc", "p Acc", "n (non-zero) F1", "mean Δ F1", "p F1", "seeds"],
         rows,
         [
-            "Per-subject accuracy and macro F1 are averaged over the seeds of each variant before pairing; "
-            "n counts subjects tested by every seed of both variants, and the test ranks only the non-zero differences."
+            "Per-subject accuracy and macro F1 are averaged over the seeds that both variants finished (column seeds) "
+            "before pairing. n counts subjects tested by every one of those runs, and the test ranks only the non-zero differences."
         ],
     )
 

@@ -11,7 +11,7 @@ from uamrn.report import figures, tables
 from uamrn.report.document import BulletList, Figure, Heading, Paragraph, Report, to_markdown
 from uamrn.report.html import to_html
 from uamrn.report.runs import RunCollection, load_runs
-from uamrn.report.stats import mean_std, paired_wilcoxon
+from uamrn.report.stats import mean_std
 
 __all__ = ["ReportFiles", "build_report", "write_report", "findings"]
 
@@ -49,19 +49,21 @@ def findings(coll: RunCollection) -> list[str]:
     A test is called significant at p < 0.05, uncorrected for the number of comparisons.
     """
     reference = coll.group(coll.reference)
-    ref_uf1 = mean_std(float(r.summary["pooled"]["uf1"]) for r in reference.runs)
     lines = []
     for group in coll.groups:
         if group.label == coll.reference or not group.runs:
             continue
-        uf1 = mean_std(float(r.summary["pooled"]["uf1"]) for r in group.runs)
+        seeds = tables.shared_seeds(reference, group)
+        ref_uf1 = mean_std(float(r.summary["pooled"]["uf1"]) for r in reference.runs if seeds is None or r.seed in seeds)
+        uf1 = mean_std(float(r.summary["pooled"]["uf1"]) for r in group.runs if seeds is None or r.seed in seeds)
         parts = []
         for metric, name in (("accuracy", "accuracy"), ("macro_f1", "F1")):
-            test = paired_wilcoxon(tables.subject_scores(reference, metric), tables.subject_scores(group, metric))
+            test, _ = tables.paired_test(reference, group, metric)
             parts.append(_metric_finding(name, test))
         partial = " (partial runs)" if tables.is_partial(group) or tables.is_partial(reference) else ""
+        seed_text = "all seeds" if seeds is None else f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
         lines.append(
-            f"`{group.label}` vs `{coll.reference}`{partial}: pooled UF1 {uf1.mean:.3f} vs {ref_uf1.mean:.3f} "
+            f"`{group.label}` vs `{coll.reference}`{partial}, {seed_text}: pooled UF1 {uf1.mean:.3f} vs {ref_uf1.mean:.3f} "
             f"(Δ {uf1.mean - ref_uf1.mean:+.3f}); " + "; ".join(parts) + "."
         )
     return lines
