@@ -162,3 +162,12 @@ def test_bucketed_missing_falls_back_to_dense(monkeypatch):
 def test_invalid_heads_raise():
     with pytest.raises(ValueError, match="divisible"):
         SparseSelfAttention(10, 3)
+
+
+def test_bucketed_module_matches_dense():
+    pytest.importorskip("uamrn.nn.lsh_bucketed")
+    bucketed = make_attention(attention_impl="bucketed")
+    dense = make_attention(attention_impl="dense")
+    dense.load_state_dict(bucketed.state_dict())
+    x = torch.randn(3, 40, 16, dtype=torch.float64)
+    assert torch.allclose(bucketed(x)[0], dense(x)[0], atol=1e-10)
