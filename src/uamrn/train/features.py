@@ -139,6 +139,8 @@ class _Extractor:
 def compute_features(sample_set: SampleSet, cfg: RunConfig, cache_dir: Path | None) -> np.ndarray:
     """Compute (or load from the cache) the features of every sample's magnified sequence.
 
+    The front ends run with ``cfg.train.threads`` torch threads when that is set.
+
     Args:
         sample_set: The samples, in the order of the returned rows.
         cfg: Run config; ``data.input``, ``sequence`` and (for ``apex+flow`` and ``frames``)
@@ -158,6 +160,24 @@ def compute_features(sample_set: SampleSet, cfg: RunConfig, cache_dir: Path | No
         cache_dir = Path(cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
 
+    previous_threads = torch.get_num_threads()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    try:
+        rows, hits = _load_or_compute(sample_set, cfg, cache_dir, settings_digest)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+    logger.info("features: %d samples, %d from the cache in %s", len(rows), hits, cache_dir)
+    shapes = {row.shape for row in rows}
+    if len(shapes) != 1:
+        raise ValueError(f"samples gave features of different shapes {sorted(shapes)}; clear the cache {cache_dir} and rerun")
+    return np.stack(rows).astype(np.float32, copy=False)
+
+
+def _load_or_compute(
+    sample_set: SampleSet, cfg: RunConfig, cache_dir: Path | None, settings_digest: str
+) -> tuple[list[np.ndarray], int]:
     extractor = None
     rows, hits = [], 0
     for sample in tqdm(sample_set.samples, desc="features", unit="sample", leave=False):
@@ -173,12 +193,7 @@ def compute_features(sample_set: SampleSet, cfg: RunConfig, cache_dir: Path | No
         if path is not None:
             atomic_write(path, lambda temp: _save_npy(temp, features))
         rows.append(features)
-
-    logger.info("features: %d samples, %d from the cache in %s", len(rows), hits, cache_dir)
-    shapes = {row.shape for row in rows}
-    if len(shapes) != 1:
-        raise ValueError(f"samples gave features of different shapes {sorted(shapes)}; clear the cache {cache_dir} and rerun")
-    return np.stack(rows).astype(np.float32, copy=False)
+    return rows, hits
 
 
 def standardize_features(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
