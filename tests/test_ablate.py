@@ -159,7 +159,8 @@ def test_ablate_real_data_one_fold(shared_data, tmp_path):
     summary = json.loads((out / "no_magnification" / "seed0" / "summary.json").read_text())
     assert summary["folds_done"] == ["sub01"]
     markdown = (out / "report" / "report.md").read_text()
-    assert "missing folds" in markdown
+    assert "restricted by `--folds` to 1 of 40 test subjects: sub01" in markdown
+    assert "| full | 0 | 1 of 1 | none |" in markdown
     assert (out / "report" / "figures" / "sequence.png").is_file()
     assert (out / "report" / "figures" / "attention.png").is_file()
 
