@@ -144,7 +144,8 @@ def write_contact_sheet(
     rows = math.ceil(len(tiles) / columns)
     aspect = onset.shape[0] / onset.shape[1]
 
-    figure = Figure(figsize=(1.6 * columns, 1.6 * aspect * rows + 0.5))
+    # Each row gets 0.3 inch above its tiles for the factor labels.
+    figure = Figure(figsize=(1.6 * columns, (1.6 * aspect + 0.3) * rows + 0.4))
     FigureCanvasAgg(figure)
     figure.suptitle(f"{title} magnification")
     for index, (label, image) in enumerate(tiles):
