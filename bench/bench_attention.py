@@ -82,8 +82,19 @@ def mc_rows(batch: int, length: int, in_features: int, passes: int, min_run_time
     return [(f"batched, M = {passes}", median_ms(batched, min_run_time)), (f"looped, M = {passes}", median_ms(looped, min_run_time))]
 
 
+def cpu_name() -> str:
+    """Return the CPU model from /proc/cpuinfo (Linux), or the machine type elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def render(args, attention, mc) -> str:
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
     lines = [
         "# Attention and Monte-Carlo dropout timings",
         "",
