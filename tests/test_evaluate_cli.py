@@ -15,6 +15,7 @@ from uamrn.data.registry import load_dataset
 from uamrn.nn import build_frontend
 from uamrn.train.features import compute_features
 
+from conftest import REPO
 from test_megc2019 import write_megc2019
 
 TINY = """
@@ -178,3 +179,9 @@ def test_features_apex_plus_flow_width(tiny_run, tmp_path):
     apex_width = build_frontend(cfg.frontend).feature_dim
     assert features.shape == (8, 4, 28 * 28 * 3 + apex_width)
     np.testing.assert_array_equal(features[:, 0, 2352:], features[:, 3, 2352:])
+
+
+def test_shipped_cpu_config_matches_default():
+    shipped = build_config(parse("--root", "data", "--config", str(REPO / "configs" / "megc2019-cpu.yaml")))
+    default = build_config(parse("--root", "data", "--databases", "casme2,smic"))
+    assert shipped == default
