@@ -34,7 +34,7 @@ def test_masked_softmax_ignores_masked_scores():
     assert weights[0, 3] == 0
 
 
-def test_masked_softmax_empty_row_zero_and_finite_grad():
+def test_masked_softmax_empty_row_safe():
     scores = (torch.randn(4, 6) * 1e3).requires_grad_()
     mask = torch.rand(4, 6) > 0.5
     mask[2] = False
@@ -68,7 +68,7 @@ def test_full_switch_same_parameters():
     full.load_state_dict(sparse.state_dict())  # strict by default
 
 
-def test_query_without_key_gives_zero_row_and_finite_grad():
+def test_keyless_query_zero_and_finite():
     torch.manual_seed(3)
     attention = SparseSelfAttention(8, 1, n_hyperplanes=4, n_tables=1).double()
     x = torch.randn(2, 32, 8, dtype=torch.float64, requires_grad=True)
