@@ -69,6 +69,23 @@ def findings(coll: RunCollection) -> list[str]:
     return lines
 
 
+def _setup_text(coll: RunCollection) -> list[str]:
+    """Describe the reference run's configuration, read from its summary's ``config``."""
+    cfg = coll.group(coll.reference).runs[0].summary.get("config") or {}
+    data, seq, model, train = (cfg.get(k) or {} for k in ("data", "sequence", "model", "train"))
+    if not model:
+        return []
+    return [
+        f"Data: `{data.get('dataset')}` parts {', '.join(data.get('databases') or ['all'])}, input `{data.get('input')}`.",
+        f"Sequence: L = {seq.get('length')} frames, amplification factors {seq.get('factor_start')} to {seq.get('factor_stop')}.",
+        f"Model: d_model {model.get('d_model')}, {model.get('n_blocks')} blocks, {model.get('n_heads')} heads, "
+        f"{model.get('attention')} attention with {model.get('n_tables')} hash tables of {model.get('n_hyperplanes')} hyperplanes, "
+        f"dropout {model.get('dropout')}, M = {model.get('mc_samples')} Monte-Carlo passes.",
+        f"Training: {train.get('epochs')} epochs, Adam lr {train.get('lr')} x{train.get('lr_decay')} every "
+        f"{train.get('lr_step')} epochs, batch {train.get('batch_size')}; the model after the last epoch is tested.",
+    ]
+
+
 def _completeness_text(coll: RunCollection) -> list[str]:
     items = []
     for run in coll.runs:
@@ -126,6 +143,9 @@ def build_report(
     if coll.notes:
         report.add(Heading("Warnings"), BulletList(coll.notes))
 
+    setup = _setup_text(coll)
+    if setup:
+        report.add(Heading(f"Setup of `{coll.reference}`"), BulletList(setup))
     report.add(Heading("Variants"), tables.variants_table(coll))
     if len([g for g in coll.groups if g.runs]) > 1:
         report.add(
