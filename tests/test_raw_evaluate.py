@@ -78,11 +78,10 @@ def build_tree(data: Path, root: Path, extra_rows: list[tuple] = ()) -> list[tup
     return rows
 
 
-def _config(tmp_path: Path, root: Path) -> Path:
+def _config(tmp_path: Path) -> Path:
+    """A tiny model and a 4-frame sequence; the data options come from the command line."""
     path = tmp_path / "config.yaml"
     path.write_text(
-        "data:\n"
-        f"  dataset: casme2\n  root: {root}\n  input: frames\n  classes: composite\n"
         "sequence:\n  length: 4\n"
         "model:\n  d_model: 16\n  n_blocks: 1\n  n_heads: 2\n  mc_samples: 2\n"
         "train:\n  epochs: 2\n  batch_size: 8\n  threads: 1\n"
@@ -91,7 +90,8 @@ def _config(tmp_path: Path, root: Path) -> Path:
 
 
 def _evaluate(tmp_path: Path, root: Path, out: Path) -> int:
-    return main(["evaluate", "--config", str(_config(tmp_path, root)), "--out", str(out),
+    return main(["evaluate", "--dataset", "casme2", "--root", str(root), "--classes", "composite",
+                 "--config", str(_config(tmp_path)), "--out", str(out),
                  "--cache-dir", str(tmp_path / "cache"), "--no-final-model"])
 
 
@@ -162,6 +162,19 @@ def test_evaluate_raw_reports_no_face(shared_data: Path, tmp_path: Path) -> None
     assert "no face found" in report["reason"][0]
     assert summary["n_samples"] == len(rows) - 1
     assert summary["missing_samples"] == ["casme2/sub02/EP05_01"]
+
+
+def test_evaluate_raw_defaults_to_frames() -> None:
+    from uamrn.commands.evaluate import build_config
+    from uamrn.cli import build_parser
+
+    args = build_parser().parse_args(["evaluate", "--dataset", "samm", "--root", "SAMM", "--out", "run",
+                                      "--annotations", "codes.xlsx", "--apex", "spotted"])
+    cfg = build_config(args)
+    assert cfg.data.input == "frames"
+    assert cfg.data.classes is None
+    assert cfg.data.annotations == Path("codes.xlsx")
+    assert cfg.data.apex == "spotted"
 
 
 def test_evaluate_raw_missing_frame(shared_data: Path, tmp_path: Path, capsys) -> None:

@@ -15,6 +15,7 @@ __all__ = ["build_config", "default_cache_dir", "format_summary", "register", "r
 logger = logging.getLogger(__name__)
 
 DATASETS = ("megc2019", "casme2", "samm", "smic", "casme3", "demo")
+RAW_DATASETS = ("casme2", "samm", "smic", "casme3")
 
 CPU_PRESET = {
     "model": {"d_model": 64, "mc_samples": 2},
@@ -62,8 +63,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-uncertainty", action="store_true", help="plain cross-entropy instead of the uncertainty-weighted loss")
     parser.add_argument("--attention", choices=("sparse", "full"), default=None, help="LSH-sparse (default) or full attention")
     parser.add_argument("--no-magnification", action="store_true", help="one amplification factor (sequence length 1)")
-    parser.add_argument("--input", choices=("flow", "apex+flow", "frames"), default=None, help="model input (default flow)")
+    parser.add_argument("--input", choices=("flow", "apex+flow", "frames"), default=None, help="model input (default flow; frames for casme2, samm, smic, casme3)")
     parser.add_argument("--allow-missing", action="store_true", help="skip and report listed samples whose files are missing")
+    parser.add_argument(
+        "--classes", default=None,
+        help="class set of a raw database: 5class (casme2, samm), 3class (smic), 6class (casme3) or composite "
+        "(negative/positive/surprise); default: the UAMRN paper's set",
+    )
+    parser.add_argument(
+        "--annotations", type=Path, default=None,
+        help="coding sheet or class list of a raw database (default: searched in --root and its sub-folders)",
+    )
+    parser.add_argument(
+        "--apex", choices=("auto", "middle", "spotted"), default=None,
+        help="apex frame of a raw database: auto (annotated, else middle), middle, or spotted "
+        "(largest difference from the onset); default auto",
+    )
     parser.add_argument("--cache-dir", type=Path, default=None, help=f"feature cache folder (default {default_cache_dir()})")
     parser.add_argument("--no-cache", action="store_true", help="compute features without reading or writing the cache")
     parser.add_argument("--no-final-model", action="store_true", help="skip the model trained on all samples (RUN_DIR/final)")
@@ -107,6 +122,15 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         data["allow_missing"] = True
     if args.input:
         data["input"] = args.input
+    elif data["dataset"] in RAW_DATASETS and data["input"] == "flow":
+        # Raw databases provide frames but no flow images, so they default to the frame input.
+        data["input"] = "frames"
+    if getattr(args, "classes", None):
+        data["classes"] = args.classes
+    if getattr(args, "annotations", None) is not None:
+        data["annotations"] = str(args.annotations)
+    if getattr(args, "apex", None):
+        data["apex"] = args.apex
     if data.get("root") is None and data["dataset"] != "demo":
         raise UsageError(
             f"no data folder given for {data['dataset']}: pass --root PATH explicitly "
