@@ -171,7 +171,7 @@ def test_findings_quote_table_figures(ablation):
 def test_report_figures_written(ablation):
     root, markdown = ablation
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown)
-    assert len(links) == 4
+    assert len(links) == 5
     for link in links:
         assert (root.parent / "report" / link).stat().st_size > 1000
 
@@ -179,7 +179,7 @@ def test_report_figures_written(ablation):
 def test_html_embeds_figures(ablation):
     root, _ = ablation
     html = (root.parent / "report" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 5
     assert 'src="figures/' not in html
 
 

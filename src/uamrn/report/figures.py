@@ -21,6 +21,7 @@ __all__ = [
     "confusion_figure",
     "reliability_figure",
     "gamma_figure",
+    "paired_figure",
     "sequence_figure",
     "attention_figure",
 ]
@@ -138,6 +139,38 @@ def gamma_figure(coll: RunCollection, path: Path) -> Path:
     ax.set_title("Do rare classes get more uncertainty? (error bars: std over seeds)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def paired_figure(coll: RunCollection, path: Path, metric: str = "accuracy") -> Path | None:
+    """Scatter each subject's score under the reference against its score under each variant.
+
+    Scores are averaged over the seeds both variants finished, as in the paired tests.
+    Returns None when there is no variant besides the reference.
+    """
+    from uamrn.report.tables import shared_seeds, subject_scores
+
+    reference = coll.group(coll.reference)
+    others = [g for g in coll.groups if g.runs and g.label != coll.reference]
+    if not others:
+        return None
+    fig, axes = plt.subplots(1, len(others), figsize=(3.6 * len(others), 3.8), squeeze=False, layout="constrained")
+    for ax, group in zip(axes[0], others):
+        seeds = shared_seeds(reference, group)
+        ref_scores = subject_scores(reference, metric, seeds)
+        var_scores = subject_scores(group, metric, seeds)
+        subjects = sorted(set(ref_scores) & set(var_scores))
+        x = [ref_scores[s] for s in subjects]
+        y = [var_scores[s] for s in subjects]
+        ax.plot([0, 1], [0, 1], "k--", linewidth=1)
+        ax.scatter(x, y, alpha=0.7)
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"{coll.reference}: {metric} per subject (fraction)")
+        ax.set_ylabel(f"{group.label}: {metric} per subject (fraction)")
+        ax.set_title(f"{group.label} vs {coll.reference} (n = {len(subjects)})")
+    fig.suptitle(f"Per-subject {metric}, one dot per test subject (above the diagonal: the variant is better)")
     return _save(fig, path)
 
 

@@ -163,6 +163,9 @@ def build_report(
     for table in (tables.uncertainty_table(coll), tables.attention_table(coll), tables.paired_tests_table(coll)):
         if table is not None:
             report.add(table)
+    paired = figures.paired_figure(coll, fig_dir / "paired_accuracy.png") if figures_on else None
+    if paired is not None:
+        report.add(Figure(paired, "Per-subject accuracy of each variant against the reference"))
 
     report.add(Heading("Per-class recall and confusion matrices"), tables.recall_table(coll))
     if figures_on:
