@@ -233,11 +233,12 @@ def bucketed_lsh_attention(
     query_ranks, _ = _bucket_ranks(query_buckets, n_buckets)
     key_ranks, _ = _bucket_ranks(key_buckets, n_buckets)
 
-    # Padded per-bucket layout: (N, T, n_buckets, slots, width) for each of q, k and v.
+    # Padded per-bucket layout: (N, T, n_buckets, slots, width) for each of q, k and v; q is
+    # scaled before it is copied n_t times.
     # Empty key slots are masked out of the softmax and empty query slots are never read back.
     query_source = _slot_sources(query_buckets, query_ranks, plan.max_queries, n_buckets)
     key_source = _slot_sources(key_buckets, key_ranks, plan.max_keys, n_buckets)
-    q_pad = _gather_rows(q.reshape(-1, q.shape[-1]), query_source, n_rows * length_q)
+    q_pad = _gather_rows((q * scale).reshape(-1, q.shape[-1]), query_source, n_rows * length_q)
     k_pad = _gather_rows(k.reshape(-1, k.shape[-1]), key_source, n_rows * length_k)
     v_pad = _gather_rows(v.reshape(-1, width_v), key_source, n_rows * length_k)
     q_pad = q_pad.view(n_rows, n_tables, n_buckets, plan.max_queries, -1)
@@ -246,13 +247,13 @@ def bucketed_lsh_attention(
 
     allowed = _allowed_pairs(query_buckets, key_buckets, query_source, key_source, plan)
 
-    # Partial softmax per table and bucket; the maximum is a constant for autograd.
-    scores = torch.matmul(q_pad, k_pad.transpose(-2, -1)) * scale
-    filled = torch.where(allowed, scores, scores.new_tensor(torch.finfo(scores.dtype).min))
-    row_max = filled.amax(dim=-1).detach()
-    weights = torch.exp(filled - row_max.unsqueeze(-1)) * allowed
-    row_sum = weights.sum(dim=-1)
-    row_values = torch.matmul(weights, v_pad)
+    # Softmax over the allowed keys within each table and bucket, and its log-sum-exp. A row
+    # with no allowed key sees only the lowest finite score, so it stays finite; the merge
+    # below gives it weight zero.
+    lowest = torch.finfo(q.dtype).min
+    scores = torch.matmul(q_pad, k_pad.transpose(-2, -1)).masked_fill_(~allowed, lowest)
+    row_lse = torch.logsumexp(scores, dim=-1)
+    row_values = torch.matmul(torch.softmax(scores, dim=-1), v_pad)
 
     # Back from slots to queries: (N, T, L_q) and (N, T, L_q, d_v).
     slots_per_table = n_buckets * plan.max_queries
@@ -260,20 +261,20 @@ def bucketed_lsh_attention(
     flat_slots = query_slots + slots_per_table * torch.arange(n_rows * n_tables, device=q.device).view(
         n_rows, n_tables, 1
     )
-    table_max = row_max.reshape(-1)[flat_slots]
-    table_sum = row_sum.reshape(-1)[flat_slots]
+    table_lse = row_lse.reshape(-1)[flat_slots]
     table_values = row_values.reshape(-1, width_v).index_select(0, flat_slots.reshape(-1))
     table_values = table_values.view(n_rows, n_tables, length_q, width_v)
 
-    # Streaming-softmax merge over tables; a table with no allowed key for the query adds nothing.
-    has_key = allowed.any(dim=-1).reshape(-1)[flat_slots]
-    table_max = torch.where(has_key, table_max, torch.full_like(table_max, -math.inf))
-    overall_max = table_max.amax(dim=1, keepdim=True)
-    overall_max = torch.where(torch.isfinite(overall_max), overall_max, torch.zeros_like(overall_max))
-    table_weight = torch.exp(table_max - overall_max)
+    # Merge the tables as sum_t exp(lse_t) * out_t / sum_t exp(lse_t); a table without an
+    # allowed key for the query (log-sum-exp near the lowest float) adds nothing.
+    has_key = table_lse > lowest / 2
+    table_lse = torch.where(has_key, table_lse, torch.full_like(table_lse, -math.inf))
+    overall = table_lse.detach().amax(dim=1, keepdim=True)
+    overall = torch.where(torch.isfinite(overall), overall, torch.zeros_like(overall))
+    table_weight = torch.exp(table_lse - overall)
 
     numerator = (table_weight.unsqueeze(-1) * table_values).sum(dim=1)
-    denominator = (table_weight * table_sum).sum(dim=1)
+    denominator = table_weight.sum(dim=1)
     denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
     out = numerator / denominator.unsqueeze(-1)
     return out.view(*leading, length_q, width_v)

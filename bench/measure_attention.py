@@ -1,0 +1,214 @@
+"""Section (a): attention forward + backward time and peak memory against sequence length."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+
+from timing import PeakMemory, best_time, mib
+
+logger = logging.getLogger(__name__)
+
+AUTO_BUCKETED_ABOVE_LENGTH = 256  # the model's switch from the dense to the bucketed form
+
+
+def _full(q, k, v, hyperplanes):
+    scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    return torch.matmul(torch.softmax(scores, dim=-1), v)
+
+
+def _sdpa(q, k, v, hyperplanes):
+    return F.scaled_dot_product_attention(q, k, v)
+
+
+def _dense_ssa(q, k, v, hyperplanes):
+    from uamrn.nn.attention import masked_softmax
+    from uamrn.nn.lsh import lsh_attention_mask
+
+    scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    return torch.matmul(masked_softmax(scores, lsh_attention_mask(q, k, hyperplanes)), v)
+
+
+def _bucketed_ssa(q, k, v, hyperplanes):
+    from uamrn.nn.lsh_bucketed import bucketed_lsh_attention
+
+    return bucketed_lsh_attention(q, k, v, hyperplanes)
+
+
+IMPLEMENTATIONS = {"full": _full, "sdpa": _sdpa, "dense_ssa": _dense_ssa, "bucketed_ssa": _bucketed_ssa}
+
+
+def _estimated_bytes(name: str, rows: int, length: int, n_tables: int, padded_scores: int) -> float:
+    """Rough peak memory of one forward + backward, to skip runs that would not fit."""
+    if name == "sdpa":
+        return 4.0 * rows * length * length  # worst case: the math fallback keeps one score matrix
+    if name == "full":
+        return 4 * 4.0 * rows * length * length
+    if name == "dense_ssa":
+        return (6 * 4.0 + 2 * n_tables) * rows * length * length
+    return (6 * 4.0 + 2 * n_tables) * rows * padded_scores
+
+
+def _measure(fn, q, k, v, hyperplanes, repeats: int, warmup: int) -> tuple[float, int]:
+    upstream = torch.randn(q.shape[:-1] + (v.shape[-1],))
+
+    def step():
+        q.grad = k.grad = v.grad = None
+        out = fn(q, k, v, hyperplanes)
+        out.backward(upstream)
+
+    if repeats == 1 and warmup == 0:
+        # Long sequences: one call, timed and memory-sampled at once.
+        with PeakMemory() as memory:
+            seconds = best_time(step, repeats=1, warmup=0)
+        return seconds, memory.peak_bytes
+
+    seconds = best_time(step, repeats=repeats, warmup=warmup)
+    with PeakMemory() as memory:
+        step()
+    return seconds, memory.peak_bytes
+
+
+def measure(lengths, hyperplane_counts, *, batch=1, heads=2, d_head=512, n_tables=4, memory_limit_gb=6.0, quick=False):
+    """Time every implementation at every length; return rows of results.
+
+    Returns:
+        A list of dicts with keys ``length``, ``n_hyperplanes``, ``bucket_max_over_mean_q``,
+        ``bucket_max_over_mean_k``, ``padded_fraction`` and ``<impl>_s`` / ``<impl>_peak_mib``
+        (None with a ``<impl>_skipped`` reason when not run).
+    """
+    from uamrn.nn.lsh_bucketed import plan_buckets
+
+    generator = torch.Generator().manual_seed(0)
+    results = []
+    shared = {}  # full and SDPA do not depend on n_p: measured once per length
+    for length in lengths:
+        q = torch.randn(batch, heads, length, d_head, generator=generator, requires_grad=True)
+        k = torch.randn(batch, heads, length, d_head, generator=generator, requires_grad=True)
+        v = torch.randn(batch, heads, length, d_head, generator=generator, requires_grad=True)
+        long = length >= 4096
+        repeats, warmup = (1, 0) if (long or quick) else (3, 1)
+
+        for n_hyperplanes in hyperplane_counts:
+            hyperplanes = torch.randn(heads, n_tables, d_head, n_hyperplanes, generator=generator)
+            plan = plan_buckets(q, k, hyperplanes)
+            row = {
+                "length": length,
+                "n_hyperplanes": n_hyperplanes,
+                "n_tables": n_tables,
+                "d_head": d_head,
+                "heads": heads,
+                "batch": batch,
+                "bucket_max_over_mean_q": plan.max_queries / plan.mean_queries,
+                "bucket_max_over_mean_k": plan.max_keys / plan.mean_keys,
+                "padded_fraction": plan.padded_scores / plan.dense_scores,
+                "bucketed_uses_dense_fallback": not plan.use_buckets,
+            }
+            for name, fn in IMPLEMENTATIONS.items():
+                if name in ("full", "sdpa") and (length, name) in shared:
+                    row.update(shared[(length, name)])
+                    continue
+                needed = _estimated_bytes(name, batch * heads, length, n_tables, plan.padded_scores)
+                if needed > memory_limit_gb * 2**30:
+                    result = {f"{name}_s": None, f"{name}_peak_mib": None,
+                              f"{name}_skipped": f"estimated {needed / 2**30:.1f} GiB > limit {memory_limit_gb} GiB"}
+                else:
+                    logger.info("attention L=%d n_p=%d %s", length, n_hyperplanes, name)
+                    seconds, peak = _measure(fn, q, k, v, hyperplanes, repeats, warmup)
+                    result = {f"{name}_s": seconds, f"{name}_peak_mib": peak / 2**20}
+                if name in ("full", "sdpa"):
+                    shared[(length, name)] = result
+                row.update(result)
+            auto = "dense_ssa" if length <= AUTO_BUCKETED_ABOVE_LENGTH else "bucketed_ssa"
+            row["auto_impl"] = auto
+            row["auto_s"] = row[f"{auto}_s"]
+            results.append(row)
+    return results
+
+
+def _ratio(numerator, denominator) -> str:
+    if numerator is None or denominator is None or denominator == 0:
+        return "-"
+    return f"{numerator / denominator:.2f}x"
+
+
+def _seconds(value) -> str:
+    return "-" if value is None else f"{value * 1000:.1f}" if value < 1 else f"{value * 1000:.0f}"
+
+
+def render(results, torch_threads: int) -> str:
+    """Format the attention results as Markdown with the targets."""
+    if not results:
+        return "not measured: no attention results\n"
+    first = results[0]
+    lines = [
+        f"Shapes: batch {first['batch']}, {first['heads']} heads, d_head {first['d_head']} (d_model 1024 / 2 heads, "
+        f"the paper's size), n_t = {first['n_tables']} hash tables, float32, forward + backward with a random "
+        f"upstream gradient, {torch_threads} torch threads. Time is the best of 3 runs after a warm-up "
+        "(1 run, no warm-up, for L >= 4096). Peak memory is the highest resident-memory increase sampled every "
+        "1 ms during one more run (during the timed run for L >= 4096). *full* is softmax attention over all keys written with matmuls (the paper's "
+        "full-attention baseline), *SDPA* is `torch.nn.functional.scaled_dot_product_attention`, *dense SSA* "
+        "the model's masked L x L form, *bucketed SSA* `uamrn.nn.lsh_bucketed.bucketed_lsh_attention`. "
+        "*auto* is what the model runs with `attention_impl: auto` (dense for L <= 256, bucketed above).",
+        "",
+    ]
+    for n_hyperplanes in sorted({row["n_hyperplanes"] for row in results}):
+        lines += [
+            f"**n_p = {n_hyperplanes} ({2 ** n_hyperplanes} buckets per table)**",
+            "",
+            "| L | full ms | SDPA ms | dense SSA ms | bucketed ms | auto ms | bucketed vs full | bucketed vs dense SSA "
+            "| bucketed vs SDPA | auto vs SDPA (time ratio) | peak MiB full / SDPA / dense / bucketed | largest bucket / mean (q, k) "
+            "| bucketed scores / L^2 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in (r for r in results if r["n_hyperplanes"] == n_hyperplanes):
+            peaks = " / ".join(
+                "-" if row[f"{name}_peak_mib"] is None else f"{row[f'{name}_peak_mib']:.0f}"
+                for name in ("full", "sdpa", "dense_ssa", "bucketed_ssa")
+            )
+            fallback = " (dense fallback)" if row["bucketed_uses_dense_fallback"] else ""
+            lines.append(
+                f"| {row['length']} | {_seconds(row['full_s'])} | {_seconds(row['sdpa_s'])} | {_seconds(row['dense_ssa_s'])} "
+                f"| {_seconds(row['bucketed_ssa_s'])}{fallback} | {_seconds(row['auto_s'])} "
+                f"| {_ratio(row['full_s'], row['bucketed_ssa_s'])} | {_ratio(row['dense_ssa_s'], row['bucketed_ssa_s'])} "
+                f"| {_ratio(row['sdpa_s'], row['bucketed_ssa_s'])} | {_ratio(row['auto_s'], row['sdpa_s'])} | {peaks} "
+                f"| {row['bucket_max_over_mean_q']:.2f}, {row['bucket_max_over_mean_k']:.2f} | {row['padded_fraction']:.3f} |"
+            )
+        skipped = [
+            f"L={row['length']} {name}: {row[f'{name}_skipped']}"
+            for row in results if row["n_hyperplanes"] == n_hyperplanes
+            for name in IMPLEMENTATIONS if row.get(f"{name}_skipped")
+        ]
+        if skipped:
+            lines += ["", "Skipped (memory): " + "; ".join(skipped) + "."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def targets(results) -> list[tuple[str, str, bool | None]]:
+    """Return (target, measured, met) for the attention targets; met is None when not measured."""
+    def find(length, n_hyperplanes):
+        return next((r for r in results if r["length"] == length and r["n_hyperplanes"] == n_hyperplanes), None)
+
+    checks = []
+    for n_hyperplanes, goal in ((3, 1.5), (6, 4.0)):
+        row = find(4096, n_hyperplanes)
+        label = f"L=4096, n_p={n_hyperplanes}: bucketed SSA >= {goal}x faster than full attention"
+        if row is None or row["full_s"] is None or row["bucketed_ssa_s"] is None:
+            checks.append((label, "not measured", None))
+            continue
+        speedup = row["full_s"] / row["bucketed_ssa_s"]
+        versus_sdpa = row["sdpa_s"] / row["bucketed_ssa_s"] if row["sdpa_s"] else None
+        text = f"{speedup:.2f}x vs full" + (f", {versus_sdpa:.2f}x vs SDPA" if versus_sdpa else "")
+        checks.append((label, text, speedup >= goal))
+    row = find(32, 3)
+    label = "L=32: auto choice no slower than 1.2x SDPA"
+    if row is None or row["auto_s"] is None or row["sdpa_s"] is None:
+        checks.append((label, "not measured", None))
+    else:
+        ratio = row["auto_s"] / row["sdpa_s"]
+        checks.append((label, f"auto takes {ratio:.2f}x the SDPA time", ratio <= 1.2))
+    return checks

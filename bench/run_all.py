@@ -1,0 +1,182 @@
+"""Run every benchmark section and write ``docs/benchmarks.md`` (raw numbers in ``docs/benchmarks.json``).
+
+Usage::
+
+    python bench/run_all.py            # everything (about an hour on 2 CPU cores)
+    python bench/run_all.py --quick    # small sizes, one repeat, no LOSO: a smoke test
+    python bench/run_all.py --only a,b # rerun some sections; the others come from docs/benchmarks.json
+
+Sections: (a) attention, (b) training throughput, (c) preprocessing, (d) predict latency,
+(e) full LOSO with the feature cache. Every ratio compares figures measured in the same run.
+A section whose code or data is missing is written as "not measured: <reason>".
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import torch  # noqa: E402
+
+from timing import cpu_model, load_average, write_atomic  # noqa: E402
+
+logger = logging.getLogger("bench")
+
+SECTIONS = {
+    "a": "Attention: dense SSA, bucketed SSA, full attention and SDPA",
+    "b": "Training throughput of the paper-size model",
+    "c": "Preprocessing throughput",
+    "d": "`uamrn predict` latency",
+    "e": "Full LOSO on MEGC2019 with the feature cache",
+}
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("UAMRN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def run_section(key: str, args: argparse.Namespace) -> dict:
+    """Run one section; return ``{"markdown", "targets", "raw", "seconds", "load_before", "load_after"}``."""
+    load_before = load_average()
+    start = time.perf_counter()
+    try:
+        if key == "a":
+            import measure_attention as section
+
+            lengths = [32, 256, 1024] if args.quick else [32, 256, 1024, 4096, 8192]
+            raw = section.measure(lengths, [3, 6], memory_limit_gb=args.memory_limit_gb, quick=args.quick)
+            markdown, targets = section.render(raw, torch.get_num_threads()), section.targets(raw)
+            bench_attention = REPO / "docs" / "bench-attention.md"
+            if bench_attention.is_file():
+                markdown += "\nThe network helper's own attention measurements (`docs/bench-attention.md`), as written there:\n\n"
+                markdown += "> " + bench_attention.read_text().strip().replace("\n", "\n> ") + "\n"
+        elif key == "b":
+            import measure_training as section
+
+            raw = section.measure(quick=args.quick)
+            markdown, targets = section.render(raw), section.targets(raw)
+        elif key == "c":
+            import measure_preprocessing as section
+
+            raw = section.measure(args.data_dir, quick=args.quick)
+            markdown, targets = section.render(raw), []
+        elif key == "d":
+            import measure_predict as section
+
+            raw = section.measure(args.data_dir, quick=args.quick)
+            markdown, targets = section.render(raw), section.targets(raw)
+        elif key == "e":
+            import measure_loso as section
+
+            if args.quick:
+                raw = {"skipped": "skipped in --quick mode (the full LOSO takes tens of minutes)"}
+            else:
+                raw = section.measure(args.data_dir, epochs=args.loso_epochs, jobs=args.loso_jobs)
+            markdown, targets = section.render(raw), []
+        else:
+            raise ValueError(f"unknown section {key!r}; choose from {', '.join(SECTIONS)}")
+    except (ImportError, FileNotFoundError) as err:
+        logger.error("section %s not measured: %s", key, err)
+        raw, markdown, targets = {"error": str(err)}, f"not measured: {err}\n", []
+    except Exception as err:  # a failing section must not lose the others' results
+        logger.error("section %s failed:\n%s", key, traceback.format_exc())
+        raw, markdown, targets = {"error": repr(err)}, f"not measured: the section failed with {err!r}\n", []
+    return {
+        "markdown": markdown,
+        "targets": [list(target) for target in targets],
+        "raw": raw,
+        "seconds": time.perf_counter() - start,
+        "load_before": load_before,
+        "load_after": load_average(),
+        "quick": args.quick,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _status(met) -> str:
+    return "not measured" if met is None else ("met" if met else "**missed**")
+
+
+def render(results: dict, command: str) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `{command}`. Machine: {cpu_model()}, {os.cpu_count()} CPU cores visible, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, no GPU. The machine is shared with other "
+        "jobs, so absolute times vary between runs; each ratio compares figures measured minutes apart in the same "
+        "section. The load average (1, 5, 15 min) before and after each section is given with it.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | status |",
+        "|---|---|---|",
+    ]
+    for key in SECTIONS:
+        for label, measured, met in results.get(key, {}).get("targets", []):
+            lines.append(f"| ({key}) {label} | {measured} | {_status(met)} |")
+    lines += ["", "Causes of missed targets are given in the section of each.", ""]
+
+    for key, title in SECTIONS.items():
+        lines += [f"## ({key}) {title}", ""]
+        result = results.get(key)
+        if result is None:
+            lines += ["not measured: this section has not been run yet", ""]
+            continue
+        quick = " (--quick)" if result.get("quick") else ""
+        lines += [
+            f"Measured {result['date']}{quick} in {result['seconds']:.0f} s; load average before {result['load_before']}, "
+            f"after {result['load_after']}.",
+            "",
+            result["markdown"].rstrip(),
+            "",
+        ]
+        notes = results.get("notes", {}).get(key)
+        if notes:
+            lines += [notes.rstrip(), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes and one repeat, LOSO skipped")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to run (default a,b,c,d,e)")
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="the shared real-data folder")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md", help="Markdown report to write")
+    parser.add_argument("--memory-limit-gb", type=float, default=6.0,
+                        help="skip an attention run whose estimated peak memory exceeds this, in GiB (default 6)")
+    parser.add_argument("--loso-epochs", type=int, default=None, help="epochs per LOSO fold (default: uamrn evaluate's)")
+    parser.add_argument("--loso-jobs", type=int, default=1, help="fold processes for the LOSO section (default 1)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+    sections = [key.strip() for key in args.only.split(",") if key.strip()]
+    unknown = [key for key in sections if key not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section {unknown[0]!r} in --only; choose from {', '.join(SECTIONS)}")
+
+    json_path = args.out.with_suffix(".json")
+    results = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    command = "python bench/run_all.py" + (" --quick" if args.quick else "")
+    for key in sections:
+        logger.info("section (%s) %s", key, SECTIONS[key])
+        results[key] = run_section(key, args)
+        # Both files are rewritten after every section, so an interrupted run keeps what it finished.
+        write_atomic(json_path, json.dumps(results, indent=2, default=str) + "\n")
+        write_atomic(args.out, render(results, command))
+    logger.info("wrote %s and %s", args.out, json_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
