@@ -154,14 +154,16 @@ def run_ablation(
         log.info("ablation run %d/%d: %s, seed %d -> %s", i, total, variant, seed, run_dir)
         start = time.perf_counter()
         summary = evaluate(variant_config(base, variant, seed), run_dir, folds=folds, **evaluate_options)
+        done = set(summary.get("folds_done") or [])
+        missing = [f for f in folds if f not in done] if folds else summary.get("folds_missing")
         log.info(
-            "ablation run %s seed %d done in %.0f s: UF1 %.3f, UAR %.3f, folds missing %s",
+            "ablation run %s seed %d done in %.0f s: UF1 %.3f, UAR %.3f, planned folds missing: %s",
             variant,
             seed,
             time.perf_counter() - start,
             summary["pooled"]["uf1"],
             summary["pooled"]["uar"],
-            summary.get("folds_missing") or "none",
+            missing or "none",
         )
         run_dirs.append(run_dir)
     return run_dirs
