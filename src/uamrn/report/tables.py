@@ -57,6 +57,10 @@ def _cell(group: VariantGroup, extract: Callable[[RunResult], float | None], dig
     return text + (f" {PARTIAL}" if is_partial(group) and text != "n/a" else "")
 
 
+def _partial_notes(coll: RunCollection) -> list[str]:
+    return [PARTIAL_NOTE] if any(is_partial(g) for g in coll.groups) else []
+
+
 def _finished(coll: RunCollection) -> list[VariantGroup]:
     return [g for g in coll.groups if g.runs]
 
@@ -127,7 +131,7 @@ def results_table(coll: RunCollection) -> Table:
         "Accuracy and F1 per database (predictions of all folds pooled), mean ± std over seeds",
         header,
         rows,
-        [PARTIAL_NOTE] if any(is_partial(g) for g in coll.groups) else [],
+        _partial_notes(coll),
     )
 
 
@@ -146,6 +150,7 @@ def per_subject_mean_table(coll: RunCollection) -> Table:
         "Metrics averaged over test subjects (each fold scored alone), mean ± std over seeds",
         ["variant"] + [name for _, name in metrics],
         rows,
+        _partial_notes(coll),
     )
 
 
@@ -179,7 +184,9 @@ def uncertainty_table(coll: RunCollection) -> Table | None:
         row.append(_cell(group, lambda r: _get(r.summary, "pooled", "accuracy")))
         row.append(_cell(group, lambda r: _get(r.summary, "pooled", "uf1")))
         rows.append(row)
-    return Table("uncertainty", "Deterministic vs uncertainty-aware training, mean ± std over seeds", header, rows)
+    return Table(
+        "uncertainty", "Deterministic vs uncertainty-aware training, mean ± std over seeds", header, rows, _partial_notes(coll)
+    )
 
 
 def attention_table(coll: RunCollection) -> Table | None:
@@ -206,7 +213,8 @@ def attention_table(coll: RunCollection) -> Table | None:
         "Full vs sparse (LSH) attention: accuracy and measured time per LOSO run, mean ± std over seeds",
         header,
         rows,
-        ["Times are wall-clock seconds from each run's `summary.json` (`timing`), measured on a shared machine, so other jobs add noise."],
+        ["Times are wall-clock seconds from each run's `summary.json` (`timing`), measured on a shared machine, so other jobs add noise."]
+        + _partial_notes(coll),
     )
 
 
@@ -286,6 +294,7 @@ def recall_table(coll: RunCollection) -> Table:
         "Recall per class (pooled predictions), mean ± std over seeds",
         ["variant"] + coll.class_names,
         rows,
+        _partial_notes(coll),
     )
 
 
@@ -307,6 +316,7 @@ def gamma_table(coll: RunCollection) -> Table:
         "Mean uncertainty gamma per true class against class frequency (rarest class first), mean ± std over seeds",
         ["class", "samples", "share (%)"] + [f"gamma `{g.label}`" for g in groups],
         rows,
+        _partial_notes(coll),
     )
 
 
@@ -332,6 +342,7 @@ def calibration_table(coll: RunCollection) -> Table:
         "Calibration of the predicted probabilities (15 equal-width confidence bins), mean ± std over seeds",
         ["variant", "ECE", "mean confidence", "accuracy"],
         rows,
+        _partial_notes(coll),
     )
 
 
