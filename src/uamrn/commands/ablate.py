@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from uamrn.commands.evaluate import DATASETS
     from uamrn.train.ablation import DEFAULT_VARIANTS, VARIANTS
 
     variant_help = "; ".join(f"{v.name}: {v.description}" for v in VARIANTS.values())
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             f"report to OUT/report. Variants: {variant_help}."
         ),
     )
-    parser.add_argument("--dataset", default=None, help="database to read (default megc2019)")
+    parser.add_argument("--dataset", choices=DATASETS, default=None, help="database to read (default megc2019)")
     parser.add_argument("--root", type=Path, default=None, help="folder of the database files (required)")
     parser.add_argument("--databases", default=None, help="comma-separated parts of a composite set, e.g. casme2,smic")
     parser.add_argument("--out", type=Path, required=True, help="ablation folder; reuse it to resume")
@@ -44,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--folds", default=None, help="comma-separated test subjects to run (default all)")
     parser.add_argument("--input", choices=("flow", "apex+flow", "frames"), default=None, help="model input (default flow)")
     parser.add_argument("--allow-missing", action="store_true", help="skip and report listed samples whose files are missing")
+    parser.add_argument("--classes", default=None, help="class set of a raw database, as for uamrn evaluate")
+    parser.add_argument("--annotations", type=Path, default=None, help="coding sheet of a raw database, as for uamrn evaluate")
+    parser.add_argument("--apex", choices=("auto", "middle", "spotted"), default=None, help="apex rule of a raw database, as for uamrn evaluate")
     parser.add_argument("--cache-dir", type=Path, default=None, help="feature cache folder (default: as uamrn evaluate)")
     parser.add_argument("--no-report", action="store_true", help="run the variants without writing the report")
     parser.add_argument(
@@ -73,6 +77,9 @@ def _base_config(args: argparse.Namespace):
         databases=args.databases,
         allow_missing=args.allow_missing,
         input=args.input,
+        classes=args.classes,
+        annotations=args.annotations,
+        apex=args.apex,
         epochs=args.epochs,
         seed=args.seed,
         no_uncertainty=False,
