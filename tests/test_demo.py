@@ -160,3 +160,75 @@ def test_load_unknown_class(tmp_path):
     labels.write_text(labels.read_text().replace("lip_corner_raise", "wink").replace("brow_lowering", "wink").replace("inner_brow_raise", "wink"))
     with pytest.raises(ValueError, match="unknown class 'wink'"):
         load(DataConfig(dataset="demo", root=tmp_path))
+
+
+# The `uamrn demo` command.
+
+
+def test_demo_variants_differ_in_sequence_only(tmp_path):
+    from uamrn.commands.demo import demo_configs
+
+    configs = demo_configs(tmp_path, epochs=3, seed=1)
+    magnified, unmagnified = configs["magnified"], configs["unmagnified"]
+    assert magnified.sequence.length == 32
+    assert unmagnified.sequence.factors() == [0.0]
+    assert magnified.model_dump(exclude={"sequence"}) == unmagnified.model_dump(exclude={"sequence"})
+    assert magnified.data.dataset == "demo"
+    assert magnified.data.input == "frames"
+    assert magnified.train.epochs == 3
+
+
+def test_demo_unmagnified_is_apex(small_set):
+    from uamrn.commands.demo import DEMO_VARIANTS
+    from uamrn.magnify.linear import magnify_linear
+
+    _, sample_set = small_set
+    onset = cv2.imread(str(sample_set.samples[0].onset))
+    apex = cv2.imread(str(sample_set.samples[0].apex))
+    frames = magnify_linear(onset, apex, DEMO_VARIANTS["unmagnified"].factors())
+    assert np.array_equal(frames[0], apex)
+
+
+def test_demo_rejects_other_generated_set(tmp_path, capsys):
+    from uamrn.cli import main
+
+    generate(tmp_path / "data", DemoSpec(n_subjects=2, samples_per_subject=1))
+    code = main(["demo", "--out", str(tmp_path), "--subjects", "3"])
+    assert code == 2
+    assert "generated with other settings" in capsys.readouterr().err
+
+
+def test_demo_rejects_one_subject(tmp_path, capsys):
+    from uamrn.cli import main
+
+    code = main(["demo", "--out", str(tmp_path), "--subjects", "1"])
+    assert code == 2
+    assert "at least 2" in capsys.readouterr().err
+
+
+def test_demo_format_table():
+    from uamrn.commands.demo import format_table
+
+    rows = [
+        {"variant": "magnified", "factors": "32 x 2..13", "uf1": 0.8, "uar": 0.75, "accuracy": 0.9, "wall_s": 12.0},
+        {"variant": "unmagnified", "factors": "1 x 0..0", "uf1": 0.4, "uar": 0.35, "accuracy": 0.5, "wall_s": 3.0},
+    ]
+    lines = format_table(rows).splitlines()
+    assert lines[0].split() == ["variant", "factors", "UF1", "UAR", "acc", "time", "s"]
+    assert "0.800" in lines[1]
+    assert "0.350" in lines[2]
+
+
+@pytest.mark.slow
+def test_demo_quick_magnification_helps(tmp_path, capsys):
+    """The quick demo end to end: magnified UF1 is above unmagnified UF1."""
+    import json
+
+    from uamrn.cli import main
+
+    code = main(["demo", "--quick", "--out", str(tmp_path)])
+    assert code == 0
+    assert "magnified" in capsys.readouterr().out
+    results = {row["variant"]: row for row in json.loads((tmp_path / "demo.json").read_text())["results"]}
+    assert results["magnified"]["uf1"] > results["unmagnified"]["uf1"]
+    assert (tmp_path / "magnified" / "final" / "model.safetensors").is_file()

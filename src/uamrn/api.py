@@ -239,30 +239,29 @@ def save_figure(prediction: Prediction, path: str | Path, title: str | None = No
     Returns:
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure renders with Agg and leaves pyplot's backend and state alone.
+    from matplotlib.figure import Figure
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     length = len(prediction.sequence)
     shown = np.unique(np.linspace(0, length - 1, min(columns, length)).round().astype(int))
     n_blocks = len(prediction.attention)
-    bottom = n_blocks + 1
-    width = max(len(shown), bottom)
 
-    fig = plt.figure(figsize=(1.9 * width, 4.6), constrained_layout=True)
-    grid = fig.add_gridspec(2, width, height_ratios=[1, 1.25])
+    # Two independent rows, so the wide probability panel does not shift the frame columns.
+    fig = Figure(figsize=(1.9 * max(len(shown), n_blocks + 2), 4.8), layout="constrained")
+    rows = fig.add_gridspec(2, 1, height_ratios=[1, 1.25])
+    top = rows[0].subgridspec(1, len(shown))
+    bottom = rows[1].subgridspec(1, n_blocks + 1, width_ratios=[1] * n_blocks + [1.6])
     for column, index in enumerate(shown):
-        ax = fig.add_subplot(grid[0, column])
+        ax = fig.add_subplot(top[0, column])
         ax.imshow(prediction.sequence[index], interpolation="nearest")
         ax.set_title(f"a = {prediction.factors[index]:.1f}", fontsize=8)
         ax.axis("off")
 
     ticks = sorted({0, length // 2, length - 1})
     for block, weights in enumerate(prediction.attention):
-        ax = fig.add_subplot(grid[1, block])
+        ax = fig.add_subplot(bottom[0, block])
         ax.imshow(weights.mean(axis=0), cmap="viridis", vmin=0.0)
         ax.set_title(f"block {block + 1} attention", fontsize=8)
         ax.set_xticks(ticks, [f"{prediction.factors[t]:.0f}" for t in ticks], fontsize=7)
@@ -270,7 +269,7 @@ def save_figure(prediction: Prediction, path: str | Path, title: str | None = No
         ax.set_xlabel("key factor a", fontsize=7)
         ax.set_ylabel("query factor a", fontsize=7)
 
-    ax = fig.add_subplot(grid[1, n_blocks:])
+    ax = fig.add_subplot(bottom[0, n_blocks])
     names = list(prediction.probabilities)
     ax.barh(names, [prediction.probabilities[name] for name in names], color="tab:blue")
     ax.set_xlim(0, 1)
@@ -281,5 +280,4 @@ def save_figure(prediction: Prediction, path: str | Path, title: str | None = No
     heading = f"{prediction.label} (p = {prediction.probabilities[prediction.label]:.2f}, gamma = {prediction.gamma:.3g})"
     fig.suptitle(f"{title}: {heading}" if title else heading, fontsize=10)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -29,8 +30,9 @@ DEMO_VARIANTS: dict[str, SequenceConfig] = {
     "unmagnified": SequenceConfig(factor_start=0.0, factor_stop=0.0, length=1),
 }
 
-FULL = {"subjects": 16, "samples_per_subject": 8, "epochs": 30}
-QUICK = {"subjects": 8, "samples_per_subject": 6, "epochs": 10}
+FULL = {"subjects": 12, "samples_per_subject": 8, "epochs": 12}
+QUICK = {"subjects": 6, "samples_per_subject": 6, "epochs": 6}
+DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"onset/apex pairs generated per identity (default {FULL['samples_per_subject']})")
     parser.add_argument("--epochs", type=int, help=f"training epochs per fold (default {FULL['epochs']})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generator and of training (default 0)")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+                        help=f"LOSO folds trained at once in worker processes (default {DEFAULT_JOBS}: CPU cores, at most 4)")
     parser.set_defaults(func=run)
 
 
@@ -147,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("demo variant %s: %d factor(s)", name, cfg.sequence.length)
         start = time.perf_counter()
         run_dir = out / name
-        summary = evaluate_dataset(cfg, run_dir, cache_dir=out / "cache")
+        summary = evaluate_dataset(cfg, run_dir, cache_dir=out / "cache", jobs=args.jobs)
         pooled = summary["pooled"]
         factors = cfg.sequence
         rows.append({
