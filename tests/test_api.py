@@ -144,3 +144,29 @@ def test_save_figure_writes_png(prediction, tmp_path):
     image = cv2.imread(str(path))
     assert image is not None
     assert image.shape[1] > image.shape[0]
+
+
+@pytest.mark.parametrize("data_input", ["flow", "apex+flow"])
+def test_predict_flow_model(tmp_path, trained, data_input):
+    """A model trained on optical flow gets the TV-L1 flow of the pair, 28 x 28 frames."""
+    from uamrn.nn import UAMRN, build_frontend
+    from uamrn.train.runio import ModelMeta, save_model
+
+    _, demo_set = trained
+    cfg = RunConfig(
+        data=DataConfig(dataset="megc2019", input=data_input),
+        sequence=SequenceConfig(length=LENGTH),
+        model=ModelConfig(d_model=16, n_blocks=1, n_heads=N_HEADS, mc_samples=2),
+    )
+    in_features = build_frontend(FrontEndConfig(name="flow_pixels")).feature_dim
+    if data_input == "apex+flow":
+        in_features += build_frontend(cfg.frontend).feature_dim
+    model = UAMRN(cfg.model, in_features, 3)
+    zeros, ones = np.zeros(in_features, np.float32), np.ones(in_features, np.float32)
+    save_model(tmp_path / "final", model, ModelMeta(cfg, in_features, ("negative", "positive", "surprise"), zeros, ones))
+
+    sample = demo_set.samples[0]
+    result = Predictor.load(tmp_path).predict(sample.onset, sample.apex)
+    assert result.sequence.shape == (LENGTH, 28, 28, 3)
+    assert set(result.probabilities) == {"negative", "positive", "surprise"}
+    assert len(result.attention) == 1

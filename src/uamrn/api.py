@@ -195,19 +195,25 @@ class Predictor:
         return features, sequence
 
     def _flow_sample(self, onset: np.ndarray, apex: np.ndarray, folder: Path) -> tuple[Sample, np.ndarray]:
-        """Write the TV-L1 flow (and the cropped apex face) of the pair for a flow model."""
+        """Write the TV-L1 flow image and the cropped apex face of the pair for a flow model.
+
+        The flow is exported like the MEGC2019 composite images (28 x 28; u, v and optical
+        strain, each min-max normalised) from the face crops of onset and apex.
+        """
         from uamrn.data.flow import export_flow
         from uamrn.face.crop import crop_pair
         from uamrn.magnify.motion import magnify_flow
 
-        cfg = self.meta.config
-        crop = crop_pair(onset, apex, size=224, rotate=cfg.sequence.align_eyes)
+        sequence_cfg = self.meta.config.sequence
+        crop = crop_pair(onset, apex, size=224, rotate=sequence_cfg.align_eyes, margin=sequence_cfg.face_margin)
         flow = export_flow(crop.onset, crop.apex)
         flow_path = _write_png(folder / "flow.png", flow)
         apex_path = _write_png(folder / "apex_face.png", crop.apex)
 
+        factors = sequence_cfg.factors()
+        unit_factor = min(factors) if sequence_cfg.flow_unit == "min" else max(factors)
         sample = Sample("predict", "predict", "pair", 0, apex=apex_path, flow=flow_path)
-        return sample, magnify_flow(flow, cfg.sequence.factors())
+        return sample, magnify_flow(flow, factors, unit_factor)
 
     @torch.no_grad()
     def _classify(self, features: np.ndarray, sequence: np.ndarray) -> Prediction:
