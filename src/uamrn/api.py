@@ -183,15 +183,17 @@ class Predictor:
         onset_path = _write_png(folder / "onset.png", onset)
         apex_path = _write_png(folder / "apex.png", apex)
 
+        # Both steps share a cache in the temporary folder, so the face is detected once.
+        cache_dir = folder / "cache"
         if cfg.data.input == "frames":
             from uamrn.sequence import build_sequence
 
             sample = Sample("predict", "predict", "pair", 0, onset=onset_path, apex=apex_path)
-            sequence = build_sequence(sample, cfg)
+            sequence = build_sequence(sample, cfg, cache_dir=cache_dir)
         else:
             sample, sequence = self._flow_sample(onset, apex, folder)
 
-        features = compute_features(SampleSet("predict", self.class_names, [sample]), cfg, cache_dir=None)[0]
+        features = compute_features(SampleSet("predict", self.class_names, [sample]), cfg, cache_dir=cache_dir)[0]
         return features, sequence
 
     def _flow_sample(self, onset: np.ndarray, apex: np.ndarray, folder: Path) -> tuple[Sample, np.ndarray]:
@@ -251,15 +253,15 @@ def save_figure(prediction: Prediction, path: str | Path, title: str | None = No
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     length = len(prediction.sequence)
-    shown = np.unique(np.linspace(0, length - 1, min(columns, length)).round().astype(int))
+    shown_indices = np.unique(np.linspace(0, length - 1, min(columns, length)).round().astype(int))
     n_blocks = len(prediction.attention)
 
     # Two independent rows, so the wide probability panel does not shift the frame columns.
-    fig = Figure(figsize=(1.9 * max(len(shown), n_blocks + 2), 4.8), layout="constrained")
+    fig = Figure(figsize=(1.9 * max(len(shown_indices), n_blocks + 2), 4.8), layout="constrained")
     rows = fig.add_gridspec(2, 1, height_ratios=[1, 1.25])
-    top = rows[0].subgridspec(1, len(shown))
+    top = rows[0].subgridspec(1, len(shown_indices))
     bottom = rows[1].subgridspec(1, n_blocks + 1, width_ratios=[1] * n_blocks + [1.6])
-    for column, index in enumerate(shown):
+    for column, index in enumerate(shown_indices):
         ax = fig.add_subplot(top[0, column])
         ax.imshow(prediction.sequence[index], interpolation="nearest")
         ax.set_title(f"a = {prediction.factors[index]:.1f}", fontsize=8)
