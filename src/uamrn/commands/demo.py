@@ -86,31 +86,6 @@ def _sizes(args: argparse.Namespace) -> dict[str, int]:
     return sizes
 
 
-def _write_report(out: Path, run_dirs: list[Path], rows: list[dict]) -> Path:
-    """Write the report with ``uamrn.report`` when available, else a short Markdown table."""
-    try:
-        from uamrn.report.write import write_report
-    except ImportError:
-        write_report = None
-    if write_report is not None:
-        return write_report(run_dirs, out / "report", title="uamrn demo (synthetic motions)").markdown
-
-    path = out / "report.md"
-    lines = [
-        "# uamrn demo (synthetic motions)",
-        "",
-        "The motions are synthetic warps of neutral FRLL faces; see `uamrn.data.demo`.",
-        "",
-        "| variant | factors | UF1 | UAR | accuracy |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [f"| {r['variant']} | {r['factors']} | {r['uf1']:.3f} | {r['uar']:.3f} | {r['accuracy']:.3f} |" for r in rows]
-    from uamrn.train.runio import write_text
-
-    write_text(path, "\n".join(lines) + "\n")
-    return path
-
-
 def _check_spec(data_root: Path, spec) -> None:
     saved = json.loads((data_root / "spec.json").read_text())
     if saved != spec.__dict__:
@@ -132,10 +107,13 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uamrn.data.demo import DemoSpec, generate
+    from uamrn.data.demo import DemoSpec, generate, load
+    from uamrn.report.write import write_report
     from uamrn.train.loso import evaluate_dataset
     from uamrn.train.runio import write_json
 
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     sizes = _sizes(args)
     out = args.out
     spec = DemoSpec(n_subjects=sizes["subjects"], samples_per_subject=sizes["samples_per_subject"], seed=args.seed)
@@ -153,10 +131,10 @@ def run(args: argparse.Namespace) -> int:
         run_dir = out / name
         summary = evaluate_dataset(cfg, run_dir, cache_dir=out / "cache", jobs=args.jobs)
         pooled = summary["pooled"]
-        factors = cfg.sequence
+        sequence = cfg.sequence
         rows.append({
             "variant": name,
-            "factors": f"{factors.length} x {factors.factor_start:g}..{factors.factor_stop:g}",
+            "factors": f"{sequence.length} x {sequence.factor_start:g}..{sequence.factor_stop:g}",
             "uf1": pooled["uf1"],
             "uar": pooled["uar"],
             "accuracy": pooled["accuracy"],
@@ -166,10 +144,13 @@ def run(args: argparse.Namespace) -> int:
         run_dirs.append(run_dir)
 
     write_json(out / "demo.json", {"spec": spec.__dict__, "epochs": sizes["epochs"], "results": rows})
-    report = _write_report(out, run_dirs, rows)
+    report = write_report(run_dirs, out / "report", title="uamrn demo (synthetic motions)").markdown
 
     print("uamrn demo: LOSO over", sizes["subjects"], "subjects, synthetic motions on FRLL faces")
     print(format_table(rows))
     print(f"report: {report}")
-    print(f"try: uamrn predict --model {out / 'magnified'} --onset ONSET --apex APEX")
+    # A sample of the first subject with the fold model that never saw that subject.
+    example = load(DataConfig(dataset="demo", root=data_root)).samples[0]
+    fold_model = out / "magnified" / "folds" / example.subject
+    print(f"try: uamrn predict --model {fold_model} --onset {example.onset} --apex {example.apex}")
     return 0
