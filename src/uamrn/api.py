@@ -1,10 +1,12 @@
 """Python API for inference with a trained UAMRN model.
 
-Example:
-    >>> from uamrn.api import Predictor
-    >>> predictor = Predictor.load("runs/demo/magnified")           # RUN_DIR or a model folder
-    >>> result = predictor.predict("onset.jpg", "apex.jpg")         # paths or RGB uint8 arrays
-    >>> result.label, result.probabilities, result.gamma
+Example::
+
+    from uamrn.api import Predictor
+
+    predictor = Predictor.load("runs/demo/magnified")    # RUN_DIR or a model folder
+    result = predictor.predict("onset.jpg", "apex.jpg")  # paths or RGB uint8 arrays
+    print(result.label, result.probabilities, result.gamma)
 
 The onset and apex go through the same steps as in training, read from the saved run
 config: face crop, magnified sequence, frozen front end, the training features'
