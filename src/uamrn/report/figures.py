@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import PowerNorm  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 from uamrn.report.runs import RunCollection  # noqa: E402
@@ -134,7 +135,7 @@ def gamma_figure(coll: RunCollection, path: Path) -> Path:
         ax.errorbar(x[order], mean[order], yerr=std[order], marker="o", capsize=3, label=group.label)
 
     ax.set_xticks(x[order], [f"{coll.class_names[i]}\n{int(x[i])}" for i in order])
-    ax.set_xlabel("true class and its number of samples (count)")
+    ax.set_xlabel("true class and its number of samples in the dataset (count)")
     ax.set_ylabel("mean gamma of its test samples (unitless)")
     ax.set_title("Do rare classes get more uncertainty? (error bars: std over seeds)")
     ax.legend(fontsize=8)
@@ -207,16 +208,18 @@ def attention_figure(attention: list[np.ndarray], factors: list[float], title: s
     ticks = sorted({0, length // 2, length - 1})
     labels = [f"{factors[t]:.1f}" for t in ticks]
     vmax = max(max(float(w.max()) for w in attention), 1e-6)
+    # A square-root scale keeps small weights visible beside a query with a single allowed key (weight 1).
+    norm = PowerNorm(0.5, vmin=0.0, vmax=vmax)
     image = None
     for b, weights in enumerate(attention):
         for h in range(n_heads):
             ax = axes[h][b]
-            image = ax.imshow(weights[h], cmap="viridis", vmin=0.0, vmax=vmax)
+            image = ax.imshow(weights[h], cmap="viridis", norm=norm)
             ax.set_title(f"block {b + 1}, head {h + 1}", fontsize=9)
             ax.set_xticks(ticks, labels)
             ax.set_yticks(ticks, labels)
             ax.set_xlabel("key frame (factor a)")
             ax.set_ylabel("query frame (factor a)")
-    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="attention weight")
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="attention weight (square-root scale)")
     fig.suptitle(title)
     return _save(fig, path)
