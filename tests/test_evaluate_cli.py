@@ -185,3 +185,39 @@ def test_shipped_cpu_config_matches_default():
     shipped = build_config(parse("--root", "data", "--config", str(REPO / "configs" / "megc2019-cpu.yaml")))
     default = build_config(parse("--root", "data", "--databases", "casme2,smic"))
     assert shipped == default
+
+
+@pytest.mark.slow
+def test_cli_killed_process_resumes(tiny_run, tmp_path):
+    """Kill a real `uamrn evaluate` process after its first fold, then resume to the clean summary."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, common = tiny_run
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY.replace("epochs: 1", "epochs: 40"))
+    args = [*common, "--no-final-model"]
+
+    clean = tmp_path / "clean"
+    assert main([*args, "--out", str(clean)]) == 0
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "uamrn.cli", *args, "--out", str(killed)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first_fold = killed / "folds" / "sub01" / "fold.json"
+    deadline = time.monotonic() + 300
+    while not first_fold.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert first_fold.exists()
+    assert not (killed / "folds" / "s01" / "fold.json").exists()
+
+    assert main([*args, "--out", str(killed)]) == 0
+    resumed = json.loads((killed / "summary.json").read_text())
+    reference = json.loads((clean / "summary.json").read_text())
+    resumed.pop("timing"), reference.pop("timing")
+    assert resumed == reference
