@@ -95,7 +95,28 @@ def measure(data_dir: Path, *, quick: bool = False) -> dict:
                 seconds = time.perf_counter() - start
                 detail = "one call (includes first-call set-up)"
             results[name] = {"seconds": seconds, "detail": f"{detail}; model load {load_s:.2f} s; d_model {model_cfg.d_model}, M = {model_cfg.mc_samples}"}
+
+    results["breakdown"] = _breakdown(onset, apex, quick)
     return results
+
+
+def _breakdown(onset_path: Path, apex_path: Path, quick: bool) -> dict:
+    """Time the two largest steps of a prediction on their own: the face crop and the front end."""
+    import torch
+
+    from uamrn.config import FrontEndConfig
+    from uamrn.face.crop import crop_pair
+    from uamrn.nn import build_frontend
+    from uamrn.train.features import read_rgb
+
+    repeats = 1 if quick else 3
+    onset, apex = read_rgb(onset_path), read_rgb(apex_path)
+    crop_s = best_time(lambda: crop_pair(onset, apex, size=224), repeats=repeats)
+    frontend = build_frontend(FrontEndConfig())
+    frames = torch.rand(32, 3, 224, 224)
+    with torch.no_grad():
+        frontend_s = best_time(lambda: frontend(frames), repeats=repeats)
+    return {"crop_s": crop_s, "frontend_s": frontend_s}
 
 
 def render(results: dict) -> str:
@@ -109,10 +130,20 @@ def render(results: dict) -> str:
         "|---|---|---|",
     ]
     for name, result in results.items():
+        if name == "breakdown":
+            continue
         if "skipped" in result:
             lines.append(f"| {name} | not measured | {result['skipped']} |")
         else:
             lines.append(f"| {name} | {result['seconds']:.2f} s | {result['detail']} |")
+    breakdown = results.get("breakdown")
+    if breakdown:
+        lines += [
+            "",
+            f"Measured alone in the same section: the face crop of the pair (dlib detection and landmarks on the "
+            f"onset, 224 x 224 crop) takes {breakdown['crop_s']:.2f} s and the default front end on the 32 frames "
+            f"{breakdown['frontend_s']:.2f} s.",
+        ]
     return "\n".join(lines) + "\n"
 
 

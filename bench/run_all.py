@@ -5,6 +5,7 @@ Usage::
     python bench/run_all.py            # everything (about an hour on 2 CPU cores)
     python bench/run_all.py --quick    # small sizes, one repeat, no LOSO: a smoke test
     python bench/run_all.py --only a,b # rerun some sections; the others come from docs/benchmarks.json
+    python bench/run_all.py --only none --merge other/benchmarks.json  # add another run's sections
 
 Sections: (a) attention, (b) training throughput, (c) preprocessing, (d) predict latency,
 (e) full LOSO with the feature cache. Every ratio compares figures measured in the same run.
@@ -100,19 +101,43 @@ def run_section(key: str, args: argparse.Namespace) -> dict:
         "load_before": load_before,
         "load_after": load_average(),
         "quick": args.quick,
+        "command": "python bench/run_all.py " + " ".join(sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
+def refresh_sections(results: dict) -> None:
+    """Rebuild the text and targets of sections (b) to (e) from their raw numbers, and (a)'s targets."""
+    import measure_attention
+    import measure_loso
+    import measure_predict
+    import measure_preprocessing
+    import measure_training
+
+    renderers = {"b": measure_training.render, "c": measure_preprocessing.render,
+                 "d": measure_predict.render, "e": measure_loso.render}
+    checks = {"a": measure_attention.targets, "b": measure_training.targets, "d": measure_predict.targets}
+    for key, section in results.items():
+        raw = section.get("raw") if isinstance(section, dict) else None
+        if not raw or (isinstance(raw, dict) and "error" in raw):
+            continue
+        if key in renderers:
+            section["markdown"] = renderers[key](raw)
+        if key in checks:
+            section["targets"] = [list(target) for target in checks[key](raw)]
+
+
 def _status(met) -> str:
-    return "not measured" if met is None else ("met" if met else "**missed**")
+    if met is None:
+        return "not measured"
+    return "met" if met else "**missed**"
 
 
 def render(results: dict, command: str) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{command}`. Machine: {cpu_model()}, {os.cpu_count()} CPU cores visible, "
+        f"Written by `python bench/run_all.py`; each section names the command that measured it. Machine: {cpu_model()}, {os.cpu_count()} CPU cores visible, "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, no GPU. The machine is shared with other "
         "jobs, so absolute times vary between runs; each ratio compares figures measured minutes apart in the same "
         "section. The load average (1, 5, 15 min) before and after each section is given with it.",
@@ -125,7 +150,7 @@ def render(results: dict, command: str) -> str:
     for key in SECTIONS:
         for label, measured, met in results.get(key, {}).get("targets", []):
             lines.append(f"| ({key}) {label} | {measured} | {_status(met)} |")
-    lines += ["", "Causes of missed targets are given in the section of each.", ""]
+    lines += ["", "Causes of missed targets are given at the end of this file.", ""]
 
     for key, title in SECTIONS.items():
         lines += [f"## ({key}) {title}", ""]
@@ -135,15 +160,15 @@ def render(results: dict, command: str) -> str:
             continue
         quick = " (--quick)" if result.get("quick") else ""
         lines += [
-            f"Measured {result['date']}{quick} in {result['seconds']:.0f} s; load average before {result['load_before']}, "
-            f"after {result['load_after']}.",
+            f"Measured {result['date']}{quick} in {result['seconds']:.0f} s by `{result.get('command', command)}`; "
+            f"load average before {result['load_before']}, after {result['load_after']}.",
             "",
             result["markdown"].rstrip(),
             "",
         ]
-        notes = results.get("notes", {}).get(key)
-        if notes:
-            lines += [notes.rstrip(), ""]
+    notes = BENCH_DIR / "notes.md"
+    if notes.is_file():
+        lines += [notes.read_text().rstrip(), ""]
     return "\n".join(lines)
 
 
@@ -157,17 +182,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip an attention run whose estimated peak memory exceeds this, in GiB (default 6)")
     parser.add_argument("--loso-epochs", type=int, default=None, help="epochs per LOSO fold (default: uamrn evaluate's)")
     parser.add_argument("--loso-jobs", type=int, default=1, help="fold processes for the LOSO section (default 1)")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[],
+                        help="benchmarks.json files of other runs whose sections are copied in before rendering")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
-    sections = [key.strip() for key in args.only.split(",") if key.strip()]
+    sections = [key.strip() for key in args.only.split(",") if key.strip() and key.strip() != "none"]
     unknown = [key for key in sections if key not in SECTIONS]
     if unknown:
         parser.error(f"unknown section {unknown[0]!r} in --only; choose from {', '.join(SECTIONS)}")
 
     json_path = args.out.with_suffix(".json")
     results = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    for other in args.merge:
+        results.update(json.loads(Path(other).read_text()))
     command = "python bench/run_all.py" + (" --quick" if args.quick else "")
+    if not sections:
+        refresh_sections(results)
+        write_atomic(json_path, json.dumps(results, indent=2, default=str) + "\n")
+        write_atomic(args.out, render(results, command))
     for key in sections:
         logger.info("section (%s) %s", key, SECTIONS[key])
         results[key] = run_section(key, args)

@@ -40,8 +40,8 @@ class PeakMemory:
 
     ``peak_bytes`` is the highest sample minus the resident memory on entry. Large tensors
     are allocated with ``mmap`` and returned to the system when freed, so resident memory
-    follows them closely; a spike shorter than the interval can be missed, so the figure
-    is a lower bound.
+    follows them closely. A spike shorter than the interval can be missed, which makes the
+    figure a lower bound.
     """
 
     def __init__(self, interval: float = 0.001) -> None:
