@@ -221,3 +221,16 @@ def test_cli_killed_process_resumes(tiny_run, tmp_path):
     reference = json.loads((clean / "summary.json").read_text())
     resumed.pop("timing"), reference.pop("timing")
     assert resumed == reference
+
+
+@pytest.mark.parametrize("option", ["--folds", "--databases"])
+def test_cli_empty_list_rejected(option, capsys):
+    assert main(["evaluate", "--root", "data", "--out", "x", option, " , "]) == 2
+    assert f"{option} ' , ' names nothing" in capsys.readouterr().err
+
+
+def test_config_empty_databases_in_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data: {root: data, databases: []}\n")
+    with pytest.raises(ValueError, match="data.databases"):
+        RunConfig.from_yaml(path)

@@ -99,7 +99,7 @@ class DataConfig(_Group):
 
     dataset: Literal["megc2019", "casme2", "samm", "smic", "casme3", "demo"] = "megc2019"
     root: Path | None = None
-    databases: list[str] | None = None
+    databases: list[str] | None = Field(None, min_length=1, description="parts of a composite set; None reads all")
     classes: str | None = None
     annotations: Path | None = Field(None, description="coding sheet or class list; searched in root when not given")
     apex: Literal["auto", "middle", "spotted"] = Field(

@@ -35,11 +35,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "uamrn" / "features"
 
 
-def _split(text: str | None) -> list[str] | None:
+def _split(text: str | None, option: str) -> list[str] | None:
+    """Split a comma-separated option value; ``None`` (option not given) means all."""
     if text is None:
         return None
     items = [item.strip() for item in text.split(",") if item.strip()]
-    return items or None
+    if not items:
+        # An empty value, e.g. from an unset shell variable, must not silently select everything.
+        raise UsageError(f"{option} {text!r} names nothing; give comma-separated names, or leave {option} out to use all")
+    return items
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -117,7 +121,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if args.root is not None:
         data["root"] = str(args.root)
     if args.databases is not None:
-        data["databases"] = _split(args.databases)
+        data["databases"] = _split(args.databases, "--databases")
     if args.allow_missing:
         data["allow_missing"] = True
     if args.input:
@@ -179,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
     from uamrn.train.loso import evaluate_dataset
     from uamrn.train.parallel import parse_shard
 
+    folds = _split(args.folds, "--folds")
     cfg = build_config(args)
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
@@ -190,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     summary = evaluate_dataset(
         cfg,
         args.out,
-        folds=_split(args.folds),
+        folds=folds,
         cache_dir=cache_dir,
         final_model=not args.no_final_model,
         jobs=args.jobs,
