@@ -234,3 +234,43 @@ def test_config_empty_databases_in_file(tmp_path):
     path.write_text("data: {root: data, databases: []}\n")
     with pytest.raises(ValueError, match="data.databases"):
         RunConfig.from_yaml(path)
+
+
+def test_cli_config_typo_names_file_and_keys(tmp_path, capsys):
+    path = tmp_path / "typo.yaml"
+    path.write_text("train: {epoch: 3}\n")
+    assert main(["evaluate", "--root", "data", "--out", str(tmp_path / "run"), "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err
+    assert "train.epoch: unknown key; valid keys: epochs" in err
+    assert "pydantic.dev" not in err
+
+
+def test_cli_config_bad_value_one_line_each(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: {d_model: -4, mc_samples: 0}\n")
+    assert main(["evaluate", "--root", "data", "--out", str(tmp_path / "run"), "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "model.d_model = -4: Input should be greater than or equal to 8" in err
+    assert "model.mc_samples = 0: Input should be greater than or equal to 1" in err
+    assert len(err.strip().splitlines()) == 3
+
+
+def test_cli_epochs_zero_names_option(capsys):
+    assert main(["evaluate", "--root", "data", "--out", "x", "--epochs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--epochs must be at least 1, got 0" in err
+    assert "pydantic.dev" not in err
+
+
+def test_cli_empty_config_rejected(tmp_path, capsys):
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    assert main(["evaluate", "--root", "data", "--out", str(tmp_path / "run"), "--config", str(path)]) == 2
+    assert f"config {path} is empty" in capsys.readouterr().err
+
+
+def test_help_says_config_drops_cpu_preset(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    assert "cpu preset is not applied" in " ".join(capsys.readouterr().out.split())

@@ -7,7 +7,10 @@ import importlib
 import logging
 import sys
 
+from pydantic import ValidationError
+
 from uamrn import __version__
+from uamrn.config import format_validation_error
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets
 # ``func`` to a callable taking the parsed namespace and returning an exit code.
@@ -40,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
+    except ValidationError as err:
+        # Checked before ValueError, its base class, so that the pydantic dump becomes one
+        # line per invalid value.
+        print(f"uamrn {args.command}: error: invalid settings: {format_validation_error(err)}", file=sys.stderr)
+        return 2
     except (UsageError, FileNotFoundError, ValueError) as err:
         # Input problems get one readable line; programming errors keep their traceback.
         print(f"uamrn {args.command}: error: {err}", file=sys.stderr)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class _Group(BaseModel):
@@ -123,11 +123,66 @@ class RunConfig(_Group):
 
     @classmethod
     def from_yaml(cls, path: Path) -> "RunConfig":
+        """Read and validate a YAML run config.
+
+        Raises:
+            ValueError: The file cannot be read, is empty, or has an unknown key or an invalid
+                value; the message names the file and each offending key.
+        """
         try:
             raw = yaml.safe_load(Path(path).read_text())
         except (OSError, yaml.YAMLError) as err:
             raise ValueError(f"cannot read config {path}: {err}") from err
-        return cls.model_validate(raw or {})
+        if raw is None:
+            # An empty file would silently give every default (and, in uamrn evaluate, switch
+            # off the cpu preset), which is almost never what its author meant.
+            raise ValueError(
+                f"config {path} is empty; write the settings to change (e.g. 'train: {{epochs: 5}}') or drop --config"
+            )
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as err:
+            raise ValueError(f"invalid config {path}: {format_validation_error(err)}") from None
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """Format a pydantic error as one ``key = value: problem`` line per invalid value, without links.
+
+    An unknown key lists the keys its group accepts, so that a typo shows its correction. A
+    single error stays on one line; several start on a new, indented line each.
+    """
+    clauses = []
+    for item in error.errors(include_url=False):
+        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            valid = _group_keys(error.title, item["loc"][:-1])
+            clauses.append(f"{location}: unknown key" + (f"; valid keys: {', '.join(valid)}" if valid else ""))
+            continue
+        message = item["msg"].replace("Value error, ", "")
+        if "input" not in item or isinstance(item["input"], (dict, list)):
+            # A whole group or file failed (a cross-field check or a wrong type), so the
+            # contents are left out of the message.
+            clauses.append(f"{location}: {message}")
+        else:
+            clauses.append(f"{location} = {item['input']!r}: {message}")
+    if len(clauses) == 1:
+        return clauses[0]
+    return "".join(f"\n  {clause}" for clause in clauses)
+
+
+_MODELS = {model.__name__: model for model in (RunConfig, DataConfig, SequenceConfig, FrontEndConfig, ModelConfig, TrainConfig)}
+
+
+def _group_keys(model_name: str, location: tuple) -> list[str]:
+    """Return the field names of the group at ``location`` inside the model called ``model_name``."""
+    model = _MODELS.get(model_name)
+    for part in location:
+        if model is None:
+            return []
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return list(model.model_fields) if model is not None else []
 
 
 def paper_model() -> ModelConfig:

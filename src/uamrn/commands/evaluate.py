@@ -7,8 +7,10 @@ import logging
 import os
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from uamrn.cli import UsageError
-from uamrn.config import PRESETS, RunConfig
+from uamrn.config import PRESETS, RunConfig, format_validation_error
 
 __all__ = ["build_config", "default_cache_dir", "format_summary", "register", "run"]
 
@@ -59,8 +61,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--root", type=Path, default=None, help="folder of the database files (required)")
     parser.add_argument("--databases", default=None, help="comma-separated parts of a composite set, e.g. casme2,smic")
     parser.add_argument("--out", type=Path, required=True, help="run directory for results; reuse it to resume")
-    parser.add_argument("--config", type=Path, default=None, help="YAML run config; options given here override it")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="model size and recipe (default cpu)")
+    parser.add_argument(
+        "--config", type=Path, default=None,
+        help="YAML run config (groups data, sequence, frontend, model, train). With --config the cpu preset "
+        "is not applied: unset values take the config defaults (e.g. d_model 128, 40 epochs) unless --preset "
+        "is also given. Options given here override both",
+    )
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), default=None,
+        help="model size and recipe (default cpu without --config); with --config it replaces the file's model "
+        "group (cpu also sets epochs, lr_step and threads)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per fold")
     parser.add_argument("--seed", type=int, default=None, help="base seed; each fold derives its own from it")
     parser.add_argument("--folds", default=None, help="comma-separated test subjects to run now (default all)")
@@ -154,8 +165,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
     try:
         return RunConfig.model_validate(raw)
-    except ValueError as err:
-        raise UsageError(f"invalid evaluate options: {err}") from err
+    except ValidationError as err:
+        source = f" with {args.config}" if args.config else ""
+        raise UsageError(f"invalid evaluate options{source}: {format_validation_error(err)}") from None
 
 
 def format_summary(summary: dict, out_dir: Path) -> str:
@@ -183,10 +195,10 @@ def run(args: argparse.Namespace) -> int:
     from uamrn.train.loso import evaluate_dataset
     from uamrn.train.parallel import parse_shard
 
-    folds = _split(args.folds, "--folds")
-    cfg = build_config(args)
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    folds = _split(args.folds, "--folds")
+    cfg = build_config(args)
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
