@@ -274,3 +274,20 @@ def test_help_says_config_drops_cpu_preset(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
     assert "cpu preset is not applied" in " ".join(capsys.readouterr().out.split())
+
+
+def test_cli_out_is_file(tmp_path, capsys):
+    path = tmp_path / "taken.csv"
+    path.write_text("keep\n")
+    assert main(["evaluate", "--root", "data", "--out", str(path)]) == 2
+    assert f"--out {path} is an existing file" in capsys.readouterr().err
+    assert path.read_text() == "keep\n"
+
+
+def test_cli_os_path_error_one_line(tmp_path, capsys, monkeypatch):
+    def fail(args):
+        raise FileExistsError(17, "File exists", str(tmp_path / "x"))
+
+    monkeypatch.setattr("uamrn.commands.evaluate.run", fail)
+    assert main(["evaluate", "--root", "data", "--out", "x"]) == 2
+    assert f"File exists: {tmp_path / 'x'}" in capsys.readouterr().err

@@ -197,3 +197,9 @@ def test_command_learned_runs(tmp_path):
     args = ["magnify", str(onset_path), str(apex_path), "--out", str(out), "--factors", "5:5:1"]
     assert main(args + ["--method", "learned", "--weights", str(weights), "--network-size", "32"]) == 0
     assert _read_rgb(out / "factor_05.000.png").shape == (40, 32, 3)
+
+
+def test_command_out_is_file(tmp_path, capsys):
+    onset_path, apex_path = _write_pair(tmp_path)
+    assert main(["magnify", str(onset_path), str(apex_path), "--out", str(onset_path), "--factors", "2:4:3"]) == 2
+    assert f"--out {onset_path} is an existing file" in capsys.readouterr().err

@@ -52,6 +52,15 @@ def main(argv: list[str] | None = None) -> int:
         # Input problems get one readable line; programming errors keep their traceback.
         print(f"uamrn {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
+        # A path given by the user has the wrong kind or permissions, e.g. --out names a file.
+        path = err.filename if err.filename is not None else "a path"
+        print(
+            f"uamrn {args.command}: error: {err.strerror or err}: {path}; check the paths given "
+            "(an output folder must not be an existing file, and must be writable)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print(f"uamrn {args.command}: interrupted; finished folds are kept, rerun to resume", file=sys.stderr)
         return 130

@@ -197,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is an existing file; pass a folder for the run directory")
     folds = _split(args.folds, "--folds")
     cfg = build_config(args)
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())

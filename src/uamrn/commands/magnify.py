@@ -65,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is an existing file; pass a folder for the frames")
     factors = parse_factors(args.factors)
     magnifier = _build_magnifier(args)
 
