@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from uamrn.cli import main
+from uamrn.config import SequenceConfig
 from uamrn.magnify import check_factors, magnify_linear, parse_factors
 
 
@@ -96,10 +97,19 @@ def test_parse_factors_single():
     assert parse_factors("3:9:1").tolist() == [3.0]
 
 
-@pytest.mark.parametrize("text", ["2:13", "a:13:32", "2:13:x", "2:13:0", "2:inf:4", "2:13:3.5"])
+@pytest.mark.parametrize("text", ["2:13", "a:13:32", "2:13:x", "2:13:0", "2:inf:4", "2:13:3.5", "2:1:5", "-5:-1:3", "1:2:1025"])
 def test_parse_factors_rejects(text):
     with pytest.raises(ValueError, match="invalid factors"):
         parse_factors(text)
+
+
+def test_parse_factors_zero_start():
+    assert parse_factors("0:2:3").tolist() == [0.0, 1.0, 2.0]
+
+
+def test_config_rejects_negative_factor():
+    with pytest.raises(ValueError, match="factor_start"):
+        SequenceConfig(factor_start=-1.0)
 
 
 # The `uamrn magnify` command.

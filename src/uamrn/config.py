@@ -20,8 +20,8 @@ class _Group(BaseModel):
 class SequenceConfig(_Group):
     """How the onset-to-apex change is rebuilt into a sequence of magnified frames."""
 
-    factor_start: float = 2.0
-    factor_stop: float = 13.0
+    factor_start: float = Field(2.0, ge=0.0, description="smallest amplification factor; 0 keeps the apex unchanged")
+    factor_stop: float = Field(13.0, ge=0.0)
     length: int = Field(32, ge=1, description="L: number of frames, one per amplification factor")
     magnifier: Literal["linear", "learned"] = "linear"
     learned_weights: Path | None = None

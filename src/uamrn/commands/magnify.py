@@ -15,7 +15,7 @@ import numpy as np
 from uamrn.cli import UsageError
 from uamrn.config import SequenceConfig
 from uamrn.data.flow import export_flow, read_frame, save_flow_image
-from uamrn.magnify.factors import parse_factors
+from uamrn.magnify.factors import MAX_FACTORS, parse_factors
 from uamrn.magnify.linear import magnify_linear
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--factors",
         default=DEFAULT_FACTORS,
-        help=f"amplification factors as START:STOP:COUNT, evenly spaced (default {DEFAULT_FACTORS})",
+        help=f"amplification factors as START:STOP:COUNT, evenly spaced, with 0 <= START <= STOP and "
+        f"COUNT at most {MAX_FACTORS} (default {DEFAULT_FACTORS})",
     )
     parser.add_argument(
         "--flow",

@@ -6,7 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["check_factors", "parse_factors"]
+__all__ = ["MAX_FACTORS", "check_factors", "parse_factors"]
+
+MAX_FACTORS = 1024
+"""Largest COUNT that ``parse_factors`` accepts: 1024 frames of 224x224 RGB take about 150 MB,
+while a mistyped COUNT such as 100000 would allocate tens of GiB."""
 
 
 def check_factors(factors: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -39,11 +43,12 @@ def parse_factors(text: str) -> np.ndarray:
         text: For example ``"2:13:32"``; COUNT 1 gives START alone.
 
     Returns:
-        Array of shape (COUNT,), ascending when START <= STOP.
+        Array of shape (COUNT,), ascending.
 
     Raises:
-        ValueError: When the text is not three numbers separated by colons, COUNT is not a
-            positive integer, or a bound is not finite.
+        ValueError: When the text is not three numbers separated by colons, COUNT is not an
+            integer from 1 to ``MAX_FACTORS``, a bound is not finite, START is negative or
+            STOP is below START. Factor 0 is allowed: it gives the apex unchanged.
     """
     parts = text.split(":")
     if len(parts) != 3:
@@ -60,8 +65,14 @@ def parse_factors(text: str) -> np.ndarray:
 
     if count < 1:
         raise ValueError(f"invalid factors {text!r}: COUNT must be at least 1, got {count}")
+    if count > MAX_FACTORS:
+        raise ValueError(f"invalid factors {text!r}: COUNT must be at most {MAX_FACTORS}, got {count}")
     if not (np.isfinite(start) and np.isfinite(stop)):
         raise ValueError(f"invalid factors {text!r}: START and STOP must be finite numbers")
+    if start < 0:
+        raise ValueError(f"invalid factors {text!r}: START must be at least 0 (0 keeps the apex unchanged), got {start:g}")
+    if stop < start:
+        raise ValueError(f"invalid factors {text!r}: STOP ({stop:g}) is below START ({start:g}); give the factors in ascending order")
     if count == 1:
         return np.array([start])
     return np.linspace(start, stop, count)
