@@ -190,7 +190,18 @@ def test_error_image_without_face(model_run, tmp_path, capsys):
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
     message = error_of(["predict", "--model", str(run_dir), "--onset", str(blank), "--apex", str(blank)], capsys)
-    assert "no face found" in message
+    assert f"no face found in onset image {blank}" in message
+    assert "predict/predict/pair" not in message
+
+
+def test_error_clip_without_face(model_run, tmp_path, capsys):
+    run_dir, _ = model_run
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for index in range(2):
+        cv2.imwrite(str(clip / f"img{index}.png"), np.full((200, 200, 3), 128 + index, np.uint8))
+    message = error_of(["predict", "--model", str(run_dir), "--clip", str(clip), "--apex-index", "1"], capsys)
+    assert f"no face found in the onset (first frame) of clip {clip}" in message
 
 
 def test_error_single_frame_video(model_run, tmp_path, capsys):

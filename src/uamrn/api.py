@@ -159,11 +159,25 @@ class Predictor:
                 found in the onset (``uamrn.face.detect.FaceNotFoundError``).
         """
         onset_rgb, apex_rgb = _as_rgb(onset, "onset"), _as_rgb(apex, "apex")
+        onset_name = f"onset image {onset}" if isinstance(onset, (str, Path)) else "the onset array"
+        return self._predict_pair(onset_rgb, apex_rgb, onset_name)
+
+    def _predict_pair(self, onset_rgb: np.ndarray, apex_rgb: np.ndarray, onset_name: str) -> Prediction:
+        """Classify an RGB pair; ``onset_name`` names the onset in a no-face error."""
+        from uamrn.face.detect import FaceNotFoundError
+
         if onset_rgb.shape != apex_rgb.shape:
             raise ValueError(f"onset {onset_rgb.shape} and apex {apex_rgb.shape} differ in size; give two frames of one clip")
 
         with _one_torch_thread(), tempfile.TemporaryDirectory(prefix="uamrn-predict-") as folder:
-            features, sequence = self._features(onset_rgb, apex_rgb, Path(folder))
+            try:
+                features, sequence = self._features(onset_rgb, apex_rgb, Path(folder))
+            except FaceNotFoundError:
+                # The face is detected on the onset; the inner message names only the
+                # temporary copy, so name the user's input instead.
+                raise FaceNotFoundError(
+                    f"no face found in {onset_name}; check that it shows a frontal face, or crop it closer to the face"
+                ) from None
             return self._classify(features, sequence)
 
     def predict_clip(self, clip: str | Path, apex_index: int | None = None) -> Prediction:
@@ -185,7 +199,7 @@ class Predictor:
         elif not 1 <= apex_index < len(frames):
             raise ValueError(f"apex index {apex_index} is out of range for clip {clip} with {len(frames)} frames; give 1..{len(frames) - 1}")
 
-        prediction = self.predict(frames[0], frames[apex_index])
+        prediction = self._predict_pair(frames[0], frames[apex_index], f"the onset (first frame) of clip {clip}")
         prediction.apex_index = apex_index
         return prediction
 
