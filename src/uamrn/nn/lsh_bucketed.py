@@ -247,9 +247,9 @@ def bucketed_lsh_attention(
 
     allowed = _allowed_pairs(query_buckets, key_buckets, query_source, key_source, plan)
 
-    # Softmax over the allowed keys within each table and bucket, and its log-sum-exp. A row
-    # with no allowed key sees only the lowest finite score, so it stays finite; the merge
-    # below gives it weight zero.
+    # Softmax over the allowed keys within each table and bucket, and its log-sum-exp. In a
+    # row with no allowed key every score is the lowest finite float, so the row stays finite,
+    # and the merge below gives it weight zero.
     lowest = torch.finfo(q.dtype).min
     scores = torch.matmul(q_pad, k_pad.transpose(-2, -1)).masked_fill_(~allowed, lowest)
     row_lse = torch.logsumexp(scores, dim=-1)
@@ -265,8 +265,8 @@ def bucketed_lsh_attention(
     table_values = row_values.reshape(-1, width_v).index_select(0, flat_slots.reshape(-1))
     table_values = table_values.view(n_rows, n_tables, length_q, width_v)
 
-    # Merge the tables as sum_t exp(lse_t) * out_t / sum_t exp(lse_t); a table without an
-    # allowed key for the query (log-sum-exp near the lowest float) adds nothing.
+    # Merge the tables as sum_t exp(lse_t) * out_t / sum_t exp(lse_t). A table without an
+    # allowed key for the query has a log-sum-exp near the lowest float and adds nothing.
     has_key = table_lse > lowest / 2
     table_lse = torch.where(has_key, table_lse, torch.full_like(table_lse, -math.inf))
     overall = table_lse.detach().amax(dim=1, keepdim=True)
