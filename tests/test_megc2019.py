@@ -145,6 +145,13 @@ def test_reader_root_not_found(tmp_path):
         load_dataset(config(tmp_path / "nowhere"))
 
 
+def test_reader_root_is_file(tmp_path):
+    path = tmp_path / "combined_3class_gt.csv"
+    path.write_text("")
+    with pytest.raises(FileNotFoundError, match="is a file, not a folder"):
+        load_dataset(config(path))
+
+
 def test_reader_rejects_frames_input(tmp_path):
     with pytest.raises(ValueError, match="no onset frames"):
         load_dataset(config(write_megc2019(tmp_path), input="frames"))

@@ -135,6 +135,8 @@ def load(cfg: DataConfig) -> SampleSet:
             f"{GT_FILE}, flow/ and apex/"
         )
     root = Path(cfg.root).expanduser()
+    if root.exists() and not root.is_dir():
+        raise FileNotFoundError(f"MEGC2019 root {root} is a file, not a folder; pass the folder holding {GT_FILE}")
     if not root.is_dir():
         raise FileNotFoundError(f"MEGC2019 root folder not found: {root}; pass the folder holding {GT_FILE}")
     if cfg.input == "frames":
