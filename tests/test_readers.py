@@ -254,6 +254,16 @@ def test_sheet_without_header_rejected(tmp_path: Path) -> None:
         casme2.read_records(path)
 
 
+@pytest.mark.parametrize("content", [b"subject,clip\n01,EP01\n", b"PK\x03\x04 broken zip"])
+def test_sheet_not_xlsx_named(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "CASME2-coding-20190701.xlsx"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="is not a valid .xlsx spreadsheet") as caught:
+        casme2.read_records(path)
+    assert str(path) in str(caught.value)
+    assert "engine" not in str(caught.value)
+
+
 def _one_clip(tmp_path: Path, emotion: str = "happiness", frames=(10, 12, 15)) -> DataConfig:
     header = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion"]
     sheet = _write_sheet(tmp_path / "CASME2-coding-test.xlsx", [["01", "EP01", 10, 12, 15, emotion]], header)

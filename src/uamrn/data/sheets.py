@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,9 +114,17 @@ def find_annotations(cfg: DataConfig, root: Path, database: str, patterns: Itera
 def _read_raw(path: Path) -> pd.DataFrame:
     """Read a spreadsheet or CSV with no header and every cell as an object."""
     suffix = path.suffix.lower()
-    try:
-        if suffix in (".xlsx", ".xlsm", ".xls"):
+    if suffix in (".xlsx", ".xlsm", ".xls"):
+        try:
             return pd.read_excel(path, header=None, dtype=object)
+        except (OSError, ValueError, zipfile.BadZipFile, KeyError) as err:
+            # pandas' own advice for an unknown format ("specify an engine") does not help a
+            # user whose file is simply not a workbook, so it is replaced.
+            raise ValueError(
+                f"annotation file {path} is not a valid {suffix} spreadsheet ({type(err).__name__}); "
+                "open it in a spreadsheet program and save it as .xlsx, or export the sheet as .csv"
+            ) from err
+    try:
         if suffix in (".csv", ".txt"):
             return pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (OSError, ValueError) as err:
