@@ -291,3 +291,18 @@ def test_cli_os_path_error_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("uamrn.commands.evaluate.run", fail)
     assert main(["evaluate", "--root", "data", "--out", "x"]) == 2
     assert f"File exists: {tmp_path / 'x'}" in capsys.readouterr().err
+
+
+def test_summary_table_separates_skipped():
+    from uamrn.commands.evaluate import format_summary
+
+    summary = {
+        "dataset": "casme2", "folds_done": ["sub01"], "folds_expected": ["sub01"], "folds_missing": [],
+        "n_predictions": 3, "n_samples": 3, "missing_samples": ["casme2/sub01/gone"],
+        "skipped_samples": {"casme2/sub01/blank": "no face found in onset of casme2/sub01/blank"},
+        "pooled": None,
+    }
+    text = format_summary(summary, "run")
+    assert "1 listed samples missing on disk, 1 skipped in preprocessing" in text
+    assert "casme2/sub01/blank skipped in preprocessing: no face found" in text
+    assert "casme2/sub01/blank" not in text.splitlines()[0]

@@ -161,7 +161,9 @@ def test_evaluate_raw_reports_no_face(shared_data: Path, tmp_path: Path) -> None
     assert list(report["key"]) == ["casme2/sub02/EP05_01"]
     assert "no face found" in report["reason"][0]
     assert summary["n_samples"] == len(rows) - 1
-    assert summary["missing_samples"] == ["casme2/sub02/EP05_01"]
+    assert summary["missing_samples"] == []
+    assert list(summary["skipped_samples"]) == ["casme2/sub02/EP05_01"]
+    assert "no face found" in summary["skipped_samples"]["casme2/sub02/EP05_01"]
 
 
 def test_evaluate_raw_defaults_to_frames() -> None:

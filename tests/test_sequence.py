@@ -162,7 +162,9 @@ def test_preprocess_reports_failures(pair, tmp_path: Path) -> None:
         rows = list(csv.DictReader(handle))
 
     assert [s.clip for s in kept.samples] == ["EP02_01f"]
-    assert kept.missing == ["casme2/sub02/gone", "casme2/sub01/blank", "casme2/sub01/corrupt"]
+    assert kept.missing == ["casme2/sub02/gone"]
+    assert list(kept.skipped) == ["casme2/sub01/blank", "casme2/sub01/corrupt"]
+    assert "no face found" in kept.skipped["casme2/sub01/blank"]
     assert report["n_failed"] == 2
     assert [row["key"] for row in rows] == ["casme2/sub01/blank", "casme2/sub01/corrupt"]
     assert rows[0]["error"] == "FaceNotFoundError"

@@ -108,7 +108,8 @@ def preprocess(sample_set: SampleSet, cfg: RunConfig, run_dir: Path, cache_dir: 
     Failures (no face, unreadable image, onset and apex of different sizes, file gone) are
     written to ``run_dir/preprocessing.json`` and ``run_dir/preprocessing.csv`` with the
     clip key and the reason, logged as warnings, and added to the returned set's
-    ``missing`` list. Other errors propagate.
+    ``skipped`` mapping (key to reason), apart from the files missing on disk. Other errors
+    propagate.
 
     Args:
         sample_set: Samples with onset and apex frame paths.
@@ -146,8 +147,8 @@ def preprocess(sample_set: SampleSet, cfg: RunConfig, run_dir: Path, cache_dir: 
         logger.warning("%d of %d clips could not be preprocessed; see %s", len(failed), len(sample_set.samples),
                        run_dir / "preprocessing.csv")
 
-    missing = list(sample_set.missing) + [row["key"] for row in failed]
-    return SampleSet(sample_set.name, sample_set.class_names, kept, missing)
+    skipped = {**sample_set.skipped, **{row["key"]: row["reason"] for row in failed}}
+    return SampleSet(sample_set.name, sample_set.class_names, kept, list(sample_set.missing), skipped)
 
 
 def _failures_csv(failed: list[dict]) -> str:

@@ -31,6 +31,10 @@ process avoids the slowdown of two threads competing with other processes for tw
 """
 
 
+MAX_SKIPPED_LINES = 5
+"""Clips skipped in preprocessing that the summary table lists one per line; the rest are counted."""
+
+
 def default_cache_dir() -> Path:
     """Return the feature cache folder: ``$XDG_CACHE_HOME/uamrn/features`` or ``~/.cache/uamrn/features``."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -172,12 +176,18 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
 def format_summary(summary: dict, out_dir: Path) -> str:
     """Format the main figures of a summary as a small text table."""
+    skipped = summary.get("skipped_samples", {})
     lines = [
         f"{summary['dataset']}: {len(summary['folds_done'])}/{len(summary['folds_expected'])} folds, "
         f"{summary['n_predictions']} of {summary['n_samples']} samples predicted"
-        + (f", {len(summary['missing_samples'])} listed samples missing on disk" if summary["missing_samples"] else ""),
-        f"{'':<22}{'UF1':>7}{'UAR':>7}{'acc':>7}{'n':>6}",
+        + (f", {len(summary['missing_samples'])} listed samples missing on disk" if summary["missing_samples"] else "")
+        + (f", {len(skipped)} skipped in preprocessing" if skipped else ""),
     ]
+    for key, reason in list(skipped.items())[:MAX_SKIPPED_LINES]:
+        lines.append(f"  {key} skipped in preprocessing: {reason}")
+    if len(skipped) > MAX_SKIPPED_LINES:
+        lines.append(f"  ... {len(skipped) - MAX_SKIPPED_LINES} more in {Path(out_dir) / 'preprocessing.csv'}")
+    lines.append(f"{'':<22}{'UF1':>7}{'UAR':>7}{'acc':>7}{'n':>6}")
     if summary["pooled"] is not None:
         pooled = summary["pooled"]
         lines.append(f"{'pooled':<22}{pooled['uf1']:>7.3f}{pooled['uar']:>7.3f}{pooled['accuracy']:>7.3f}{summary['n_predictions']:>6}")

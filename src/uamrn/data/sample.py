@@ -47,12 +47,15 @@ class SampleSet:
         samples: The samples, in reader order.
         missing: Keys of samples listed by the annotations but absent on disk, kept only
             when the caller allowed missing files; they are reported, never silently lost.
+        skipped: Keys of samples whose files exist but failed preprocessing (unreadable
+            image, no face, onset and apex of different sizes), mapped to the reason.
     """
 
     name: str
     class_names: tuple[str, ...]
     samples: list[Sample]
     missing: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def subjects(self) -> list[str]:

@@ -179,6 +179,7 @@ def _write_dataset_record(run_dir: Path, sample_set: SampleSet, features: np.nda
         "subjects": sample_set.subjects,
         "class_counts": sample_set.class_counts(),
         "missing_samples": list(sample_set.missing),
+        "skipped_samples": dict(sample_set.skipped),
         "feature_shape": list(features.shape[1:]),
         "features_s": features_s if features_s is not None else previous.get("features_s"),
     }
@@ -295,6 +296,8 @@ def summarize(run_dir: Path) -> dict:
         "n_subjects": len(subjects),
         "n_predictions": 0 if table is None else len(table),
         "missing_samples": dataset["missing_samples"],
+        # Absent from dataset.json files written before preprocessing failures were kept apart.
+        "skipped_samples": dataset.get("skipped_samples", {}),
         "folds_expected": subjects,
         "folds_done": done,
         "folds_missing": [subject for subject in subjects if subject not in done],
