@@ -30,6 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="skip the per-sample figures, which need the dataset and the saved fold models",
     )
+    parser.add_argument(
+        "--omit-data-images",
+        action="store_true",
+        help="leave out figures made of dataset images (the magnified sequence), for reports published "
+        "where the data licence forbids redistribution",
+    )
     parser.add_argument("--no-html", action="store_true", help="write the Markdown report only")
     parser.add_argument("--title", help="report title (default: names the dataset)")
     parser.set_defaults(func=run)
@@ -52,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         visuals=not args.no_sample_figures,
         html=not args.no_html,
         title=args.title,
+        data_images=not args.omit_data_images,
     )
     print(f"report: {files.markdown}")
     if files.html is not None:

@@ -88,8 +88,14 @@ def _choose_sample(run: RunResult, samples: list[Sample], key: str | None) -> Sa
     raise ValueError(f"no test sample of {run.path} has both its files and its fold model; pass --sample")
 
 
-def sample_blocks(coll: RunCollection, fig_dir: Path, sample_key: str | None = None) -> list[Block]:
-    """Draw the magnified sequence and the attention of one sample, or explain why they are absent."""
+def sample_blocks(
+    coll: RunCollection, fig_dir: Path, sample_key: str | None = None, data_images: bool = True
+) -> list[Block]:
+    """Draw the magnified sequence and the attention of one sample, or explain why they are absent.
+
+    ``data_images=False`` leaves out the magnified sequence, which shows images derived from
+    the dataset, so that the report can be published when the data licence forbids it.
+    """
     from uamrn.data.registry import load_dataset
 
     run = coll.group(coll.reference).runs[0]
@@ -115,11 +121,20 @@ def sample_blocks(coll: RunCollection, fig_dir: Path, sample_key: str | None = N
     ]
 
     factors = cfg.sequence.factors()
-    frames = magnified_sequence(sample, cfg)
-    kind = "magnified optical flow" if cfg.data.input != "frames" else "magnified face"
-    colours = f" ({FLOW_CHANNELS})" if cfg.data.input != "frames" else ""
-    path = figures.sequence_figure(frames, factors, f"{sample.key}: {kind}, {len(factors)} amplification factors{colours}", fig_dir / "sequence.png")
-    blocks.append(Figure(path, f"The sequence rebuilt by magnification for `{sample.key}`, one frame per amplification factor a"))
+    if data_images:
+        frames = magnified_sequence(sample, cfg)
+        kind = "magnified optical flow" if cfg.data.input != "frames" else "magnified face"
+        colours = f" ({FLOW_CHANNELS})" if cfg.data.input != "frames" else ""
+        title = f"{sample.key}: {kind}, {len(factors)} amplification factors{colours}"
+        path = figures.sequence_figure(frames, factors, title, fig_dir / "sequence.png")
+        blocks.append(Figure(path, f"The sequence rebuilt by magnification for `{sample.key}`, one frame per amplification factor a"))
+    else:
+        blocks.append(
+            Paragraph(
+                "The magnified sequence of this sample is left out (`--omit-data-images`) because it shows images "
+                "derived from the dataset; run `uamrn report` without that option to draw it."
+            )
+        )
 
     try:
         attention, prediction = sample_attention(run, sample, sample_set.class_names)

@@ -103,6 +103,7 @@ def build_report(
     visuals: bool = True,
     title: str | None = None,
     figures_on: bool = True,
+    data_images: bool = True,
 ) -> Report:
     """Load the runs, write the figures into ``out_dir/figures`` and return the report blocks.
 
@@ -114,6 +115,8 @@ def build_report(
         visuals: Draw the per-sample figures (they need the dataset and a saved fold model).
         title: Report title; default names the dataset.
         figures_on: Draw the summary figures; off gives the tables alone (faster, for tests).
+        data_images: Draw figures made of dataset images (the magnified sequence); off for
+            reports published where the data licence forbids redistribution.
     """
     coll = load_runs(paths)
     out_dir = Path(out_dir)
@@ -183,7 +186,7 @@ def build_report(
         from uamrn.report.sample_views import sample_blocks
 
         report.add(Heading("A sample through the network"))
-        report.add(*sample_blocks(coll, fig_dir, sample))
+        report.add(*sample_blocks(coll, fig_dir, sample, data_images=data_images))
 
     report.add(Heading("Completeness"), tables.completeness_table(coll))
     return report
@@ -197,11 +200,14 @@ def write_report(
     html: bool = True,
     title: str | None = None,
     figures_on: bool = True,
+    data_images: bool = True,
 ) -> ReportFiles:
     """Build the report and write ``report.md`` (and ``report.html``) atomically into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = build_report(paths, out_dir, sample=sample, visuals=visuals, title=title, figures_on=figures_on)
+    report = build_report(
+        paths, out_dir, sample=sample, visuals=visuals, title=title, figures_on=figures_on, data_images=data_images
+    )
 
     markdown = out_dir / "report.md"
     _atomic_write(markdown, to_markdown(report, out_dir))
