@@ -306,3 +306,19 @@ def test_summary_table_separates_skipped():
     assert "1 listed samples missing on disk, 1 skipped in preprocessing" in text
     assert "casme2/sub01/blank skipped in preprocessing: no face found" in text
     assert "casme2/sub01/blank" not in text.splitlines()[0]
+
+
+def test_cli_changed_labels_same_out(tiny_run, tmp_path, capsys):
+    root, common = tiny_run
+    out = tmp_path / "run"
+    assert main([*common, "--out", str(out), "--folds", "sub02", "--no-final-model"]) == 0
+    csv_path = root / "combined_3class_gt.csv"
+    lines = csv_path.read_text().splitlines()
+    database, subject, filename, label = lines[0].split(",")
+    lines[0] = f"{database},{subject},{filename},{(int(label) + 1) % 3}"
+    csv_path.write_text("\n".join(lines) + "\n")
+    assert main([*common, "--out", str(out), "--no-final-model"]) == 2
+    err = capsys.readouterr().err
+    assert f"{database}/{subject}/{filename} label saved {label}" in err
+    assert "new --out" in err
+    assert sorted(p.name for p in (out / "folds").iterdir()) == ["sub02"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -167,6 +168,35 @@ def test_other_config_in_run_dir_rejected(tmp_path):
     run_loso(sample_set, features, tiny_config(), tmp_path, folds=["s1"])
     with pytest.raises(ValueError, match="different config.*train.epochs.*new --out"):
         run_loso(sample_set, features, tiny_config(epochs=3), tmp_path, folds=["s1"])
+
+
+def test_changed_label_in_run_dir_rejected(tmp_path):
+    sample_set, features = tiny_set()
+    run_loso(sample_set, features, tiny_config(), tmp_path, folds=["s1"])
+    sample_set.samples[4] = dataclasses.replace(sample_set.samples[4], label=2)
+    with pytest.raises(ValueError, match="different data.*casme2/s2/c0 label saved 0, now 2.*new --out"):
+        run_loso(sample_set, features, tiny_config(), tmp_path, folds=["s1"])
+
+
+def test_removed_sample_in_run_dir_rejected(tmp_path):
+    sample_set, features = tiny_set()
+    run_loso(sample_set, features, tiny_config(), tmp_path, folds=["s1"])
+    del sample_set.samples[3]
+    with pytest.raises(ValueError, match="different data.*casme2/s1/c3 removed"):
+        run_loso(sample_set, np.delete(features, 3, axis=0), tiny_config(), tmp_path, folds=["s1"])
+
+
+def test_changed_file_in_run_dir_rejected(tmp_path):
+    sample_set, features = tiny_set()
+    for index, sample in enumerate(sample_set.samples):
+        flow = tmp_path / f"flow{index}.png"
+        flow.write_bytes(b"flow %d" % index)
+        sample_set.samples[index] = dataclasses.replace(sample, flow=flow)
+    run_loso(sample_set, features, tiny_config(), tmp_path / "run", folds=["s1"])
+    run_loso(sample_set, features, tiny_config(), tmp_path / "run", folds=["s1"])
+    (tmp_path / "flow5.png").write_bytes(b"other flow")
+    with pytest.raises(ValueError, match="different data.*contents of the input files changed"):
+        run_loso(sample_set, features, tiny_config(), tmp_path / "run", folds=["s1"])
 
 
 def test_unknown_fold_subject_rejected(tmp_path):

@@ -3,7 +3,8 @@
 Run directory layout::
 
     RUN_DIR/config.yaml              the run config; a rerun with another config is rejected
-    RUN_DIR/dataset.json             subjects, class names and counts, missing samples
+    RUN_DIR/dataset.json             subjects, class names and counts, missing samples, and
+                                     the sample labels and file-content hash a rerun must match
     RUN_DIR/folds/<subject>/         predictions.csv, model.safetensors, model.yaml, fold.json
     RUN_DIR/predictions.csv          every finished fold's predictions, in subject order
     RUN_DIR/summary.json             metrics over the pooled predictions and per subject
@@ -15,6 +16,7 @@ place. A rerun skips finished folds and retrains any fold that was interrupted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -24,13 +26,15 @@ import numpy as np
 import pandas as pd
 
 from uamrn.config import RunConfig
-from uamrn.data.sample import SampleSet
+from uamrn.data.sample import Sample, SampleSet
 from uamrn.train.fit import derive_seed, predict, train_model
 from uamrn.train.metrics import classification_metrics, per_subject_mean, subject_metrics
 from uamrn.train.parallel import map_folds, select_shard
 from uamrn.train.runio import CONFIG_FILE, ModelMeta, check_run_config, save_model, write_csv, write_json
 
 __all__ = [
+    "check_dataset",
+    "dataset_identity",
     "evaluate_dataset",
     "fold_done",
     "run_loso",
@@ -169,8 +173,74 @@ def train_final(sample_set: SampleSet, features: np.ndarray, cfg: RunConfig, out
     return folder
 
 
-def _write_dataset_record(run_dir: Path, sample_set: SampleSet, features: np.ndarray, features_s: float | None) -> None:
+def _input_files(sample: Sample, data_input: str) -> list[Path]:
+    """Return the files the features of ``sample`` are computed from (as in the feature cache)."""
+    if data_input == "flow":
+        paths = (sample.flow,)
+    elif data_input == "apex+flow":
+        paths = (sample.flow, sample.apex)
+    else:
+        paths = (sample.onset, sample.apex, *sample.frames)
+    return [Path(path) for path in paths if path is not None]
+
+
+def dataset_identity(sample_set: SampleSet, data_input: str) -> dict:
+    """Describe the data of a run: every sample's label and one SHA-256 of all input files.
+
+    A resumed run must see the same description, or its finished folds were trained on other
+    data. Hashing reads each input file once, the same files the feature cache hashes.
+
+    Returns:
+        ``{"sample_labels": {key: label}, "content_sha256": hex digest}``.
+    """
+    digest = hashlib.sha256()
+    for sample in sample_set.samples:
+        digest.update(f"{sample.key}\0{sample.label}\0".encode())
+        for path in _input_files(sample, data_input):
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return {
+        "sample_labels": {sample.key: int(sample.label) for sample in sample_set.samples},
+        "content_sha256": digest.hexdigest(),
+    }
+
+
+def check_dataset(run_dir: Path, identity: dict) -> None:
+    """Check ``identity`` (from :func:`dataset_identity`) against the run's ``dataset.json``.
+
+    A run directory without ``dataset.json``, or with one written before these fields
+    existed, passes.
+
+    Raises:
+        ValueError: The saved run was made on other samples, labels or file contents, so
+            resuming into it would mix folds trained on different data.
+    """
     path = Path(run_dir) / DATASET_FILE
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text())
+    if "sample_labels" not in saved or "content_sha256" not in saved:
+        return
+
+    old, new = saved["sample_labels"], identity["sample_labels"]
+    differences = [f"{key} removed" for key in old if key not in new]
+    differences += [f"{key} added" for key in new if key not in old]
+    differences += [f"{key} label saved {old[key]}, now {new[key]}" for key in old if key in new and old[key] != new[key]]
+    if not differences and saved["content_sha256"] != identity["content_sha256"]:
+        differences.append("the contents of the input files changed")
+    if differences:
+        shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        raise ValueError(
+            f"{run_dir} contains a run made on different data ({shown}); pass a new --out directory, "
+            "or restore the original data to resume that run"
+        )
+
+
+def _write_dataset_record(
+    run_dir: Path, sample_set: SampleSet, features: np.ndarray, features_s: float | None, data_input: str
+) -> None:
+    path = Path(run_dir) / DATASET_FILE
+    identity = dataset_identity(sample_set, data_input)
+    check_dataset(run_dir, identity)
     previous = json.loads(path.read_text()) if path.is_file() else {}
     record = {
         "dataset": sample_set.name,
@@ -182,6 +252,7 @@ def _write_dataset_record(run_dir: Path, sample_set: SampleSet, features: np.nda
         "skipped_samples": dict(sample_set.skipped),
         "feature_shape": list(features.shape[1:]),
         "features_s": features_s if features_s is not None else previous.get("features_s"),
+        **identity,
     }
     write_json(path, record)
 
@@ -227,8 +298,8 @@ def run_loso(
         The summary, as written to ``summary.json``.
 
     Raises:
-        ValueError: ``out_dir`` contains a run with another config, or a subject in ``folds``
-            has no samples.
+        ValueError: ``out_dir`` contains a run with another config or on other data (samples,
+            labels or file contents), or a subject in ``folds`` has no samples.
     """
     if len(features) != len(sample_set.samples):
         raise ValueError(f"{len(features)} feature rows for {len(sample_set.samples)} samples; recompute the features")
@@ -238,7 +309,7 @@ def run_loso(
     if shard is not None:
         subjects = select_shard(subjects, *shard)
     check_run_config(out_dir, cfg)
-    _write_dataset_record(out_dir, sample_set, features, features_s)
+    _write_dataset_record(out_dir, sample_set, features, features_s, cfg.data.input)
 
     todo = [subject for subject in subjects if not fold_done(out_dir, subject)]
     if len(todo) < len(subjects):
@@ -373,6 +444,9 @@ def evaluate_dataset(
         # Clips without a detectable face or with unreadable frames are listed in
         # RUN_DIR/preprocessing.csv and left out; the other clips go on.
         sample_set = preprocess(sample_set, cfg, Path(out_dir), cache_dir)
+    # Checked before the features are computed, so that changed data fails fast; run_loso
+    # checks again before it writes dataset.json.
+    check_dataset(Path(out_dir), dataset_identity(sample_set, cfg.data.input))
 
     start = time.perf_counter()
     features = compute_features(sample_set, cfg, cache_dir)
