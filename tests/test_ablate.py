@@ -164,6 +164,11 @@ def test_ablate_real_data_one_fold(shared_data, tmp_path):
     assert (out / "report" / "figures" / "sequence.png").is_file()
     assert (out / "report" / "figures" / "attention.png").is_file()
 
+    shared = tmp_path / "shared_report"
+    assert main(["report", str(out), "--out", str(shared), "--omit-data-images", "--no-html"]) == 0
+    assert (shared / "figures" / "attention.png").is_file()
+    assert not (shared / "figures" / "sequence.png").exists()
+
     # A second run finds every fold finished and trains nothing.
     fold_json = out / "full" / "seed0" / "folds" / "sub01" / "fold.json"
     stamp = fold_json.stat().st_mtime_ns
