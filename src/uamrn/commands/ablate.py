@@ -49,6 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--annotations", type=Path, default=None, help="coding sheet of a raw database, as for uamrn evaluate")
     parser.add_argument("--apex", choices=("auto", "middle", "spotted"), default=None, help="apex rule of a raw database, as for uamrn evaluate")
     parser.add_argument("--cache-dir", type=Path, default=None, help="feature cache folder (default: as uamrn evaluate)")
+    parser.add_argument(
+        "--jobs", type=int, default=1,
+        help="folds trained at once in worker processes, as for uamrn evaluate (default 1)",
+    )
     parser.add_argument("--no-report", action="store_true", help="run the variants without writing the report")
     parser.add_argument(
         "--sample",
@@ -97,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     try:
         variants = parse_variants(args.variants)
     except ValueError as err:
@@ -112,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         folds=_split(args.folds),
         cache_dir=args.cache_dir or default_cache_dir(),
         final_model=False,
+        jobs=args.jobs,
     )
 
     if not args.no_report:
