@@ -322,3 +322,24 @@ def test_cli_changed_labels_same_out(tiny_run, tmp_path, capsys):
     assert f"{database}/{subject}/{filename} label saved {label}" in err
     assert "new --out" in err
     assert sorted(p.name for p in (out / "folds").iterdir()) == ["sub02"]
+
+
+@pytest.mark.parametrize("image", [np.full((28, 28), 90, np.uint8), np.full((28, 28, 4), 90, np.uint8)])
+def test_features_reject_non_rgb_flow(tiny_run, image):
+    root, _ = tiny_run
+    path = root / "flow" / "sub03_EP04_01 .png"
+    cv2.imwrite(str(path), image)
+    cfg = RunConfig(data=DataConfig(root=root), sequence={"length": 4})
+    with pytest.raises(ValueError, match="expected an 8-bit RGB image") as caught:
+        compute_features(load_dataset(cfg.data), cfg, None)
+    assert str(path) in str(caught.value)
+
+
+def test_features_warn_other_flow_size(tiny_run, caplog):
+    root, _ = tiny_run
+    path = root / "flow" / "sub03_EP04_01 .png"
+    cv2.imwrite(str(path), np.full((40, 56, 3), 90, np.uint8))
+    cfg = RunConfig(data=DataConfig(root=root), sequence={"length": 4})
+    features = compute_features(load_dataset(cfg.data), cfg, None)
+    assert features.shape == (8, 4, 28 * 28 * 3)
+    assert f"flow image {path} is 56x40, not 28x28" in caplog.text

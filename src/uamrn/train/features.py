@@ -32,7 +32,7 @@ from uamrn.data.sample import Sample, SampleSet
 from uamrn.magnify.motion import magnify_flow
 from uamrn.train.runio import atomic_write
 
-__all__ = ["FEATURE_VERSION", "compute_features", "feature_key", "read_rgb", "standardize_features"]
+__all__ = ["FEATURE_VERSION", "compute_features", "feature_key", "read_flow_image", "read_rgb", "standardize_features"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ FEATURE_VERSION = 1
 """Bumped whenever the feature computation changes, so stale cache entries are not reused."""
 
 FLOW_FRONTEND = FrontEndConfig(name="flow_pixels")
+
+FLOW_SIZE = 28
+"""Side in pixels of a MEGC2019 composite flow image; the flow_pixels front end resizes to it."""
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -55,6 +58,41 @@ def read_rgb(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"cannot decode image {path}: the file is not a readable image; replace it or remove the sample")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_flow_image(path: Path) -> np.ndarray:
+    """Read a flow image: an 8-bit, 3-channel PNG with u, v and optical strain as R, G and B.
+
+    Grey, RGBA and 16-bit files are rejected because OpenCV's colour conversion would turn
+    them into a plausible but wrong flow (a grey image gives u = v = strain). A 3-channel image
+    of another size than 28 x 28 is accepted with a warning, since the front end resizes it.
+
+    Returns:
+        ``(H, W, 3)`` uint8 array in the file's channel order as RGB.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: The file cannot be decoded, or is not 8-bit with 3 channels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"cannot decode image {path}: the file is not a readable image; replace it or remove the sample")
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels != 3 or image.dtype != np.uint8:
+        raise ValueError(
+            f"flow image {path} has {channels} channel(s) of {image.dtype}; expected an 8-bit RGB image "
+            f"(u, v and optical strain, {FLOW_SIZE}x{FLOW_SIZE} as in the MEGC2019 composite); "
+            "re-export the flow, e.g. with uamrn magnify --flow, or remove the sample"
+        )
+    if image.shape[:2] != (FLOW_SIZE, FLOW_SIZE):
+        logger.warning(
+            "flow image %s is %dx%d, not %dx%d as in the MEGC2019 composite; it is resized",
+            path, image.shape[1], image.shape[0], FLOW_SIZE, FLOW_SIZE,
+        )
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -127,7 +165,7 @@ class _Extractor:
             sequence = build_sequence(sample, self.cfg, cache_dir=self.cache_dir)
             return self.frontend(_to_tensor(sequence)).numpy().astype(np.float32)
 
-        flow = read_rgb(sample.flow)
+        flow = read_flow_image(sample.flow)
         unit_factor = min(self.factors) if self.cfg.sequence.flow_unit == "min" else max(self.factors)
         tokens = self.flow_frontend(_to_tensor(magnify_flow(flow, self.factors, unit_factor))).numpy()
         if self.cfg.data.input == "apex+flow":
