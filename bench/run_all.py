@@ -8,7 +8,8 @@ Usage::
     python bench/run_all.py --only none --merge other/benchmarks.json  # add another run's sections
 
 Sections: (a) attention, (b) training throughput, (c) preprocessing, (d) predict latency,
-(e) full LOSO with the feature cache. Every ratio compares figures measured in the same run.
+(e) full LOSO with the feature cache, (f) the LOSO accuracy of a finished default run
+(``--loso-run RUN_DIR``). Every ratio compares figures measured in the same run.
 A section whose code or data is missing is written as "not measured: <reason>".
 """
 
@@ -40,6 +41,7 @@ SECTIONS = {
     "c": "Preprocessing throughput",
     "d": "`uamrn predict` latency",
     "e": "Full LOSO on MEGC2019 with the feature cache",
+    "f": "LOSO accuracy of the default `uamrn evaluate` on MEGC2019",
 }
 
 
@@ -85,6 +87,14 @@ def run_section(key: str, args: argparse.Namespace) -> dict:
             else:
                 raw = section.measure(args.data_dir, epochs=args.loso_epochs, jobs=args.loso_jobs)
             markdown, targets = section.render(raw), []
+        elif key == "f":
+            import measure_accuracy as section
+
+            if args.loso_run is None:
+                raw = {"skipped": "give a finished uamrn evaluate run with --loso-run RUN_DIR"}
+            else:
+                raw = section.measure(args.loso_run)
+            markdown, targets = section.render(raw), []
         else:
             raise ValueError(f"unknown section {key!r}; choose from {', '.join(SECTIONS)}")
     except (ImportError, FileNotFoundError) as err:
@@ -107,7 +117,8 @@ def run_section(key: str, args: argparse.Namespace) -> dict:
 
 
 def refresh_sections(results: dict) -> None:
-    """Rebuild the text and targets of sections (b) to (e) from their raw numbers, and (a)'s targets."""
+    """Rebuild the text and targets of sections (b) to (f) from their raw numbers, and (a)'s targets."""
+    import measure_accuracy
     import measure_attention
     import measure_loso
     import measure_predict
@@ -115,7 +126,8 @@ def refresh_sections(results: dict) -> None:
     import measure_training
 
     renderers = {"b": measure_training.render, "c": measure_preprocessing.render,
-                 "d": measure_predict.render, "e": measure_loso.render}
+                 "d": measure_predict.render, "e": measure_loso.render,
+                 "f": measure_accuracy.render}
     checks = {"a": measure_attention.targets, "b": measure_training.targets, "d": measure_predict.targets}
     for key, section in results.items():
         raw = section.get("raw") if isinstance(section, dict) else None
@@ -175,13 +187,15 @@ def render(results: dict, command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes and one repeat, LOSO skipped")
-    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to run (default a,b,c,d,e)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to run (default a,b,c,d,e,f)")
     parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="the shared real-data folder")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md", help="Markdown report to write")
     parser.add_argument("--memory-limit-gb", type=float, default=6.0,
                         help="skip an attention run whose estimated peak memory exceeds this, in GiB (default 6)")
     parser.add_argument("--loso-epochs", type=int, default=None, help="epochs per LOSO fold (default: uamrn evaluate's)")
     parser.add_argument("--loso-jobs", type=int, default=1, help="fold processes for the LOSO section (default 1)")
+    parser.add_argument("--loso-run", type=Path, default=None,
+                        help="finished uamrn evaluate run on MEGC2019 whose accuracy section (f) reports")
     parser.add_argument("--merge", type=Path, nargs="*", default=[],
                         help="benchmarks.json files of other runs whose sections are copied in before rendering")
     args = parser.parse_args(argv)
