@@ -256,6 +256,13 @@ def test_cli_config_bad_value_one_line_each(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 3
 
 
+def test_config_list_names_groups(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match=r"list.yaml: the top level must be a mapping of the groups data, sequence"):
+        RunConfig.from_yaml(path)
+
+
 def test_cli_epochs_zero_names_option(capsys):
     assert main(["evaluate", "--root", "data", "--out", "x", "--epochs", "0"]) == 2
     err = capsys.readouterr().err

@@ -159,6 +159,10 @@ def format_validation_error(error: ValidationError) -> str:
             clauses.append(f"{location}: unknown key" + (f"; valid keys: {', '.join(valid)}" if valid else ""))
             continue
         message = item["msg"].replace("Value error, ", "")
+        if not item["loc"] and item["type"] == "model_type":
+            valid = _group_keys(error.title, ())
+            clauses.append(f"the top level must be a mapping of the groups {', '.join(valid)}, got {type(item['input']).__name__}")
+            continue
         if "input" not in item or isinstance(item["input"], (dict, list)):
             # A whole group or file failed (a cross-field check or a wrong type), so the
             # contents are left out of the message.
