@@ -131,6 +131,8 @@ def test_cli_ablate_report_lists_variants(tmp_path, monkeypatch):
         (["--seeds", "0"], "--seeds must be at least 1"),
         (["--variants", "bogus"], "unknown ablation variant"),
         (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--jobs", "0"], "--jobs must be at least 1"),
+        (["--folds", " , "], "--folds ' , ' names nothing"),
     ],
 )
 def test_cli_ablate_bad_options(tmp_path, capsys, extra, message):

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from uamrn.cli import UsageError
+from uamrn.commands.evaluate import split_option_list
 from uamrn.config import PRESETS
 
 __all__ = ["register", "run"]
@@ -62,13 +63,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _split(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    return items or None
-
-
 def _base_config(args: argparse.Namespace):
     """Build the full model's config with the same rules as ``uamrn evaluate``."""
     from uamrn.commands.evaluate import build_config
@@ -115,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         variants,
         seeds,
-        folds=_split(args.folds),
+        folds=split_option_list(args.folds, "--folds"),
         cache_dir=args.cache_dir or default_cache_dir(),
         final_model=False,
         jobs=args.jobs,

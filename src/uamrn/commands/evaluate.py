@@ -41,7 +41,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "uamrn" / "features"
 
 
-def _split(text: str | None, option: str) -> list[str] | None:
+def split_option_list(text: str | None, option: str) -> list[str] | None:
     """Split a comma-separated option value; ``None`` (option not given) means all."""
     if text is None:
         return None
@@ -136,7 +136,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if args.root is not None:
         data["root"] = str(args.root)
     if args.databases is not None:
-        data["databases"] = _split(args.databases, "--databases")
+        data["databases"] = split_option_list(args.databases, "--databases")
     if args.allow_missing:
         data["allow_missing"] = True
     if args.input:
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is an existing file; pass a folder for the run directory")
-    folds = _split(args.folds, "--folds")
+    folds = split_option_list(args.folds, "--folds")
     cfg = build_config(args)
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     if args.jobs < 1:
