@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from uamrn import imageio
+
 __all__ = ["IMAGE_SUFFIXES", "list_frames", "read_clip", "read_image", "spot_apex"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -49,13 +51,7 @@ def read_image(path: Path) -> np.ndarray:
         FileNotFoundError: When the file does not exist.
         ValueError: When OpenCV cannot decode it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot decode image {path}; give a JPEG, PNG, BMP or TIFF file")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return imageio.read_rgb(path, fix="give a JPEG, PNG, BMP or TIFF file")
 
 
 def _read_video(path: Path) -> list[np.ndarray]:

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from uamrn import imageio
 from uamrn.magnify.linear import check_pair
 
 __all__ = [
@@ -123,13 +124,7 @@ def read_frame(path: str | Path) -> np.ndarray:
         FileNotFoundError: When the file does not exist.
         ValueError: When the file is not a readable image.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot decode image {path}; the file is corrupt or not an image format OpenCV reads")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return imageio.read_rgb(path, fix="the file is corrupt or not an image format OpenCV reads")
 
 
 def save_flow_image(path: str | Path, image: np.ndarray) -> Path:

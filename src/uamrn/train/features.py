@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from uamrn import imageio
 from uamrn.config import FrontEndConfig, RunConfig
 from uamrn.data.sample import Sample, SampleSet
 from uamrn.magnify.motion import magnify_flow
@@ -44,6 +45,8 @@ FLOW_FRONTEND = FrontEndConfig(name="flow_pixels")
 FLOW_SIZE = 28
 """Side in pixels of a MEGC2019 composite flow image; the flow_pixels front end resizes to it."""
 
+_SAMPLE_FIX = "the file is not a readable image; replace it or remove the sample"
+
 
 def read_rgb(path: Path) -> np.ndarray:
     """Read an image file as ``(H, W, 3)`` uint8 RGB.
@@ -52,13 +55,7 @@ def read_rgb(path: Path) -> np.ndarray:
         FileNotFoundError: The file does not exist.
         ValueError: OpenCV cannot decode the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot decode image {path}: the file is not a readable image; replace it or remove the sample")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return imageio.read_rgb(path, fix=_SAMPLE_FIX)
 
 
 def read_flow_image(path: Path) -> np.ndarray:
@@ -75,12 +72,7 @@ def read_flow_image(path: Path) -> np.ndarray:
         FileNotFoundError: The file does not exist.
         ValueError: The file cannot be decoded, or is not 8-bit with 3 channels.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"cannot decode image {path}: the file is not a readable image; replace it or remove the sample")
+    image = imageio.read_image(path, fix=_SAMPLE_FIX, flags=cv2.IMREAD_UNCHANGED)
     channels = 1 if image.ndim == 2 else image.shape[2]
     if channels != 3 or image.dtype != np.uint8:
         raise ValueError(
