@@ -27,7 +27,7 @@ import pandas as pd
 
 from uamrn.config import RunConfig
 from uamrn.data.sample import Sample, SampleSet
-from uamrn.train.fit import derive_seed, predict, train_model
+from uamrn.train.fit import TrainedModel, derive_seed, predict, train_model
 from uamrn.train.metrics import classification_metrics, per_subject_mean, subject_metrics
 from uamrn.train.parallel import map_folds, select_shard
 from uamrn.train.runio import CONFIG_FILE, ModelMeta, check_run_config, save_model, write_csv, write_json
@@ -88,6 +88,26 @@ def _prediction_table(sample_set: SampleSet, indices: np.ndarray, prediction) ->
     return table
 
 
+def _save_trained(
+    folder: Path,
+    trained: TrainedModel,
+    sample_set: SampleSet,
+    features: np.ndarray,
+    cfg: RunConfig,
+    test_subject: str | None = None,
+) -> None:
+    """Save a trained model with the metadata that rebuilds it (see :class:`ModelMeta`)."""
+    meta = ModelMeta(
+        config=cfg,
+        in_features=features.shape[-1],
+        class_names=tuple(sample_set.class_names),
+        feature_mean=trained.feature_mean,
+        feature_std=trained.feature_std,
+        test_subject=test_subject,
+    )
+    save_model(folder, trained.model, meta)
+
+
 def train_fold(subject: str, sample_set: SampleSet, features: np.ndarray, cfg: RunConfig, out_dir: Path) -> dict:
     """Train on every subject but ``subject``, predict ``subject``, and write the fold folder.
 
@@ -122,15 +142,7 @@ def train_fold(subject: str, sample_set: SampleSet, features: np.ndarray, cfg: R
 
     folder = fold_dir(out_dir, subject)
     write_csv(folder / PREDICTIONS_FILE, _prediction_table(sample_set, test, prediction))
-    meta = ModelMeta(
-        config=cfg,
-        in_features=features.shape[-1],
-        class_names=tuple(sample_set.class_names),
-        feature_mean=trained.feature_mean,
-        feature_std=trained.feature_std,
-        test_subject=subject,
-    )
-    save_model(folder, trained.model, meta)
+    _save_trained(folder, trained, sample_set, features, cfg, test_subject=subject)
 
     record = {
         "subject": subject,
@@ -162,14 +174,7 @@ def train_final(sample_set: SampleSet, features: np.ndarray, cfg: RunConfig, out
 
     logger.info("training the final model on all %d samples", len(sample_set.samples))
     trained = train_model(features, _labels(sample_set), cfg, len(sample_set.class_names), derive_seed(cfg.train.seed, "final-model:all"))
-    meta = ModelMeta(
-        config=cfg,
-        in_features=features.shape[-1],
-        class_names=tuple(sample_set.class_names),
-        feature_mean=trained.feature_mean,
-        feature_std=trained.feature_std,
-    )
-    save_model(folder, trained.model, meta)
+    _save_trained(folder, trained, sample_set, features, cfg)
     return folder
 
 
