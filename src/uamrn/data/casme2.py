@@ -24,10 +24,8 @@ from uamrn.data.sheets import (
     ClipRecord,
     cell_text,
     find_annotations,
-    read_class_list,
-    read_sheet,
+    read_coding_records,
     require_root,
-    table_records,
 )
 
 __all__ = ["load", "read_records", "LAYOUTS"]
@@ -87,10 +85,4 @@ def read_records(path: Path) -> list[ClipRecord]:
         ValueError: A row without a readable onset frame, subject or clip; the message
             names the file, row and column.
     """
-    if path.suffix.lower() == ".csv":
-        table = read_class_list(path, ["subject", "clip", "onset", "apex", "offset", "emotion"])
-        table["emotion"] = [LIST_CODES.get(cell_text(v), f"code {cell_text(v)}") for v in table["emotion"]]
-    else:
-        table = read_sheet(path, _COLUMNS, _OPTIONAL)
-
-    return table_records(table, path, subject_id)
+    return read_coding_records(path, _COLUMNS, _OPTIONAL, LIST_CODES, subject_id)

@@ -27,6 +27,7 @@ __all__ = [
     "frame_number",
     "normalise_name",
     "read_class_list",
+    "read_coding_records",
     "read_sheet",
     "require_root",
     "table_records",
@@ -281,3 +282,33 @@ def table_records(table: pd.DataFrame, path: Path, subject_id: Callable[[object]
             )
         )
     return records
+
+
+def read_coding_records(
+    path: Path,
+    columns: Mapping[str, Iterable[str]],
+    optional: Mapping[str, Iterable[str]],
+    list_codes: Mapping[str, str],
+    subject_id: Callable[[object], str],
+) -> list[ClipRecord]:
+    """Parse a coding sheet, or a header-less class list (``.csv``), into clip records.
+
+    Args:
+        path: The coding sheet (read with :func:`read_sheet`) or a class list with the
+            columns ``subject,filename,onset,apex,offset,label``.
+        columns: Required sheet columns, as for :func:`read_sheet`.
+        optional: Optional sheet columns, as for :func:`read_sheet`.
+        list_codes: Class-list label code -> emotion name; an unknown code ``7`` becomes the
+            emotion ``code 7``.
+        subject_id: Converts a subject cell to the database's folder spelling.
+
+    Raises:
+        ValueError: No header row, or a row without a readable onset, subject or clip; the
+            message names the file, row and column.
+    """
+    if path.suffix.lower() == ".csv":
+        table = read_class_list(path, ["subject", "clip", "onset", "apex", "offset", "emotion"])
+        table["emotion"] = [list_codes.get(cell_text(v), f"code {cell_text(v)}") for v in table["emotion"]]
+    else:
+        table = read_sheet(path, columns, optional)
+    return table_records(table, path, subject_id)
