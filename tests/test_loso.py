@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -251,3 +252,15 @@ def test_final_model_saved(tmp_path):
 def test_load_model_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.yaml"):
         runio.load_model(tmp_path)
+
+
+def test_atomic_write_permissions_follow_umask(tmp_path):
+    from uamrn.fileio import atomic_write_text
+
+    previous = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "summary.json", "{}")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o644
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -23,8 +23,6 @@ import hashlib
 import io
 import json
 import logging
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from tqdm import tqdm
 
 from uamrn.config import RunConfig
 from uamrn.data.sample import Sample, SampleSet
+from uamrn.fileio import atomic_write
 from uamrn.face.crop import CropResult, crop_pair
 from uamrn.face.detect import FaceNotFoundError
 from uamrn.magnify.linear import magnify_linear
@@ -231,13 +230,10 @@ def _learned_magnifier(weights: str):
 
 
 def _atomic_save(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
+    """Call ``write(binary_handle)`` on a temporary file, then move it onto ``path`` atomically."""
+
+    def write_path(temp: Path) -> None:
+        with open(temp, "wb") as handle:
             write(handle)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write_path)

@@ -28,7 +28,6 @@ import csv
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -39,6 +38,7 @@ from tqdm import tqdm
 
 from uamrn.config import DataConfig
 from uamrn.data.sample import Sample, SampleSet
+from uamrn.fileio import atomic_write
 
 __all__ = [
     "CLASS_NAMES",
@@ -263,12 +263,13 @@ def _sample(root: Path, subject: str, clip: str, label: int) -> Sample:
 
 
 def _write_labels(path: Path, rows: list[tuple]) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(("subject", "clip", "label", "class_name", "amplitude_px"))
-        writer.writerows(rows)
-    os.replace(temp, path)
+    def write(temp: Path) -> None:
+        with open(temp, "w", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(("subject", "clip", "label", "class_name", "amplitude_px"))
+            writer.writerows(rows)
+
+    atomic_write(path, write)
 
 
 def default_root() -> Path:

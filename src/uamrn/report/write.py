@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from uamrn.fileio import atomic_write_text
 from uamrn.report import figures, tables
 from uamrn.report.document import BulletList, Figure, Heading, Paragraph, Report, to_markdown
 from uamrn.report.html import to_html
@@ -25,12 +25,6 @@ class ReportFiles:
     markdown: Path
     html: Path | None
     figures: list[Path]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _metric_finding(name: str, test) -> str:
@@ -210,10 +204,10 @@ def write_report(
     )
 
     markdown = out_dir / "report.md"
-    _atomic_write(markdown, to_markdown(report, out_dir))
+    atomic_write_text(markdown, to_markdown(report, out_dir))
     html_path = None
     if html:
         html_path = out_dir / "report.html"
-        _atomic_write(html_path, to_html(report))
+        atomic_write_text(html_path, to_html(report))
     log.info("report written to %s", markdown)
     return ReportFiles(markdown, html_path, [f.path for f in report.figures()])

@@ -1,8 +1,7 @@
 """Run-directory files: atomic writes, the saved config and the model files of a fold.
 
-Every file is written to a temporary name in its destination folder and moved into place
-with ``os.replace``, so a run killed at any moment leaves either the old file or the new
-one, never a truncated one.
+Every file is written through ``uamrn.fileio.atomic_write``, so a run killed at any moment
+leaves either the old file or the new one, never a truncated one.
 
 A model directory contains ``model.safetensors`` (the network weights under ``model.`` and the
 feature standardisation under ``features.mean`` / ``features.std``) and ``model.yaml`` (the
@@ -12,9 +11,6 @@ full run config, ``in_features``, class names and the test subject, if any).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from uamrn import __version__
 from uamrn.config import RunConfig
+from uamrn.fileio import atomic_write, atomic_write_text
 
 __all__ = [
     "ModelMeta",
@@ -44,23 +41,9 @@ MODEL_META = "model.yaml"
 CONFIG_FILE = "config.yaml"
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(temp_path)`` on a temporary file beside ``path``, then move it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
-    atomic_write(path, lambda temp: temp.write_text(text))
+    atomic_write_text(path, text)
 
 
 def write_json(path: Path, data: dict) -> None:
