@@ -6,7 +6,12 @@ largest detection). The box is made square by growing its shorter side, and 10 p
 of margin are added on each side.
 The crop then goes through ``MiniXceptionFrontEnd.classify`` (grey, 64 x 64, [-1, 1]).
 
-    python scripts/check_fer_frll.py ../shared/data/frll_london
+With ``--crop pipeline`` the face is cropped instead as uamrn's own pipeline crops every
+onset and apex: dlib's 68 landmarks, their bounding box grown by ``face_margin`` (0.1) per
+side, resized to 224 x 224 (``uamrn.face.crop.crop_pair``). That is the crop the default
+front end sees in every run.
+
+    python scripts/check_fer_frll.py ../shared/data/frll_london [--crop fer|pipeline]
 
 prints the share of smiling faces called happy and of neutral faces called anything but
 happy, and the predicted-class counts of each set.
@@ -71,14 +76,37 @@ def crop_face(image_bgr: np.ndarray, cascade: cv2.CascadeClassifier, margin: flo
     return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
 
 
-def crop_faces(paths: list[Path], cascade, margin: float = 0.0) -> tuple[list[np.ndarray], list[Path]]:
+def crop_face_pipeline(image_bgr: np.ndarray, name: str) -> np.ndarray | None:
+    """Crop as uamrn's pipeline does (68-landmark box, default margin, 224 x 224 RGB), or None.
+
+    Landmarks are found at DETECTION_WIDTH, like the Haar boxes, to keep the check fast.
+    """
+    from uamrn.config import SequenceConfig
+    from uamrn.face.crop import crop_pair
+    from uamrn.face.detect import FaceNotFoundError
+
+    scale = DETECTION_WIDTH / image_bgr.shape[1]
+    small = cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+    try:
+        return crop_pair(rgb, rgb, size=224, margin=SequenceConfig().face_margin, name=name).onset
+    except FaceNotFoundError:
+        return None
+
+
+def crop_faces(
+    paths: list[Path], cascade, margin: float = 0.0, method: str = "fer"
+) -> tuple[list[np.ndarray], list[Path]]:
     """Return the face crops of the images where a face was found, and the images without one."""
     crops, missed = [], []
     for path in tqdm(paths, desc="faces", leave=False):
         image = cv2.imread(str(path))
         if image is None:
             raise FileNotFoundError(f"cannot read image {path}")
-        crop = crop_face(image, cascade, margin)
+        if method == "pipeline":
+            crop = crop_face_pipeline(image, path.name)
+        else:
+            crop = crop_face(image, cascade, margin)
         if crop is None:
             missed.append(path)
         else:
@@ -101,6 +129,10 @@ def main() -> None:
         "--margin", type=float, default=0.0, help="extra crop margin per side, as a fraction of the face box side"
     )
     parser.add_argument(
+        "--crop", choices=("fer", "pipeline"), default="fer",
+        help="fer: the fer package's Haar-cascade crop (default); pipeline: uamrn's 68-landmark crop",
+    )
+    parser.add_argument(
         "--save-inputs", type=Path, default=None,
         help="write the 64x64 model inputs and probabilities to this .npz (for scripts/compare_fer_tflite.py)",
     )
@@ -114,7 +146,7 @@ def main() -> None:
         paths = sorted((args.frll / folder).glob("*.jpg"))[: args.limit]
         if not paths:
             raise FileNotFoundError(f"no .jpg images in {args.frll / folder}")
-        crops, missed = crop_faces(paths, cascade, args.margin)
+        crops, missed = crop_faces(paths, cascade, args.margin, args.crop)
         names = []
         if crops:
             inputs, probabilities = classify_crops(crops, frontend)
