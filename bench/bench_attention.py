@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils import benchmark
+
+from timing import cpu_model
 
 from uamrn.config import paper_model
 from uamrn.nn import UAMRN, lsh_attention_mask, masked_softmax
@@ -82,19 +83,8 @@ def mc_rows(batch: int, length: int, in_features: int, passes: int, min_run_time
     return [(f"batched, M = {passes}", median_ms(batched, min_run_time)), (f"looped, M = {passes}", median_ms(looped, min_run_time))]
 
 
-def cpu_name() -> str:
-    """Return the CPU model from /proc/cpuinfo (Linux), or the machine type elsewhere."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def render(args, attention, mc) -> str:
-    cpu = cpu_name()
+    cpu = cpu_model()
     lines = [
         "# Attention and Monte-Carlo dropout timings",
         "",
