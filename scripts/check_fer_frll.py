@@ -9,7 +9,7 @@ The crop then goes through ``MiniXceptionFrontEnd.classify`` (grey, 64 x 64, [-1
 With ``--crop pipeline`` the face is cropped instead as uamrn's own pipeline crops every
 onset and apex: dlib's 68 landmarks, their bounding box grown by ``face_margin`` (0.1) per
 side, resized to 224 x 224 (``uamrn.face.crop.crop_pair``). That is the crop the default
-front end sees in every run.
+front end receives in every run.
 
     python scripts/check_fer_frll.py ../shared/data/frll_london [--crop fer|pipeline]
 

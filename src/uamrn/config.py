@@ -18,7 +18,7 @@ class _Group(BaseModel):
 
 
 class SequenceConfig(_Group):
-    """How the onset-to-apex change is rebuilt into a sequence of magnified frames."""
+    """Settings of the sequence rebuilt from the onset-to-apex change by magnification."""
 
     factor_start: float = Field(2.0, ge=0.0, description="smallest amplification factor; 0 keeps the apex unchanged")
     factor_stop: float = Field(13.0, ge=0.0)
@@ -95,7 +95,7 @@ class TrainConfig(_Group):
 
 
 class DataConfig(_Group):
-    """Which samples to read and how to turn them into model inputs."""
+    """Sample selection and the kind of model input built from each sample."""
 
     dataset: Literal["megc2019", "casme2", "samm", "smic", "casme3", "demo"] = "megc2019"
     root: Path | None = None
@@ -190,12 +190,12 @@ def _group_keys(model_name: str, location: tuple) -> list[str]:
 
 
 def paper_model() -> ModelConfig:
-    """The size reported for UAMRN: d_model 1024, 3 blocks, 2 heads, n_p 3, n_t 4."""
+    """Return the size reported for UAMRN: d_model 1024, 3 blocks, 2 heads, n_p 3, n_t 4."""
     return ModelConfig(d_model=1024, n_blocks=3, n_heads=2, n_hyperplanes=3, n_tables=4)
 
 
 def cpu_model() -> ModelConfig:
-    """A small configuration for tests and quick runs on a laptop CPU."""
+    """Return a small configuration for tests and quick runs on a laptop CPU."""
     return ModelConfig()
 
 

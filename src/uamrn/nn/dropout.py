@@ -60,7 +60,7 @@ def mc_dropout_active(
     Args:
         module: Model whose dropout layers are switched on.
         generator: Source of the dropout masks; the global generator when None.
-        shared_passes: When given, the batch dimension holds this many passes stacked
+        shared_passes: When given, the batch dimension contains this many passes stacked
             (pass-major), and each pass uses one mask for all of its samples.
     """
     layers = [m for m in module.modules() if isinstance(m, MCDropout)]

@@ -91,7 +91,7 @@ def merge_runs(shard_dirs: list[Path], out_dir: Path) -> dict:
         The summary written to ``out_dir/summary.json``.
 
     Raises:
-        FileNotFoundError: A shard directory holds no run.
+        FileNotFoundError: A shard directory contains no run.
         ValueError: No shards given, the shards' configs or datasets differ, two shards
             hold different predictions for one fold, or ``out_dir`` holds another run.
     """
