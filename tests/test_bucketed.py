@@ -192,3 +192,64 @@ def test_attention_module_bucketed_equals_dense():
     dense_grad = torch.autograd.grad(dense_out.sum(), tokens)[0]
     bucketed_grad = torch.autograd.grad(bucketed_out.sum(), tokens)[0]
     torch.testing.assert_close(bucketed_grad, dense_grad, rtol=1e-4, atol=1e-5)
+
+
+def test_bucketed_recomputed_weights_equal_kept():
+    # max_kept_bytes=0 makes the backward pass recompute every group's scores.
+    q, k, v = random_inputs((2, 2, 90, 8), seed=17)
+    hyperplanes = torch.randn(2, 3, 8, 2, generator=torch.Generator().manual_seed(18), dtype=torch.float64)
+    kept = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False)
+    recomputed = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False, max_kept_bytes=0)
+    torch.testing.assert_close(recomputed, kept, rtol=1e-12, atol=1e-14)
+    for got_grad, want_grad in zip(grads(recomputed, (q, k, v)), grads(kept, (q, k, v))):
+        torch.testing.assert_close(got_grad, want_grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 16, 128])
+def test_bucketed_any_block_size_equals_dense(block_size):
+    q, k, v = random_inputs((1, 2, 120, 8), seed=19)
+    hyperplanes = torch.randn(2, 4, 8, 3, generator=torch.Generator().manual_seed(20), dtype=torch.float64)
+    got = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False, block_size=block_size)
+    want = dense_reference(q, k, v, hyperplanes)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    for got_grad, want_grad in zip(grads(got, (q, k, v)), grads(want, (q, k, v))):
+        torch.testing.assert_close(got_grad, want_grad, rtol=1e-10, atol=1e-12)
+
+
+def test_bucketed_rejects_block_size_zero():
+    q, k, v = random_inputs((1, 1, 8, 4))
+    with pytest.raises(ValueError, match="block_size"):
+        bucketed_lsh_attention(q, k, v, torch.randn(2, 4, 3, dtype=torch.float64), block_size=0)
+
+
+def _saved_elements(out):
+    """Elements the autograd graph of ``out`` keeps for the attention's backward pass."""
+    function = out.grad_fn
+    while not hasattr(function, "saved_tensors"):
+        function = function.next_functions[0][0]
+    kept = sum(weights.numel() for weights in function.kept_weights)
+    return sum(tensor.numel() for tensor in function.saved_tensors) + kept
+
+
+def test_bucketed_memory_linear_without_kept_weights():
+    # L = 2048: the dense form keeps L^2 = 4.2 M scores per row; the recomputing form keeps
+    # q, k, v, the output and per-slot statistics, a few times L * d.
+    length, width = 2048, 8
+    q, k, v = random_inputs((1, 1, length, width), dtype=torch.float32, seed=21)
+    hyperplanes = torch.randn(1, 4, width, 3, generator=torch.Generator().manual_seed(22))
+    recomputing = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False, max_kept_bytes=0)
+    kept = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False)
+
+    assert _saved_elements(recomputing) < 10 * length * width
+    assert _saved_elements(kept) > length * length / 4  # the kept weights: about n_t / 2**n_p of L^2
+
+
+def test_plan_close_to_even_buckets():
+    # Blocks round each bucket up by less than one block, not up to the largest bucket.
+    q, k, _ = random_inputs((1, 2, 4096, 64), dtype=torch.float32, seed=23)
+    hyperplanes = torch.randn(2, 4, 64, 3, generator=torch.Generator().manual_seed(24))
+    plan = plan_buckets(q, k, hyperplanes)
+    assert plan.max_queries > 1.05 * plan.mean_queries  # the buckets are uneven
+    assert plan.padded_scores < 1.15 * plan.even_scores
+    assert plan.block_size & (plan.block_size - 1) == 0
+    assert plan.n_groups >= 1
