@@ -25,8 +25,8 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
 
     Masked scores are replaced by the lowest finite value of the dtype, whose exponential
     underflows to exactly zero next to any allowed score. A row with no allowed key would
-    come out uniform, so it is multiplied by zero; its upstream gradient is then zero too.
-    No -inf enters the softmax, so neither the output nor the gradient can become NaN.
+    come out uniform, so it is set to zero; its upstream gradient is then zero too. No
+    -inf enters the softmax, so neither the output nor the gradient can become NaN.
 
     Args:
         scores: Attention logits (..., L_q, L_k).
@@ -35,10 +35,13 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     Returns:
         Weights of the shape of ``scores``; each row sums to 1, or to 0 when it has no allowed key.
     """
-    lowest = torch.finfo(scores.dtype).min
-    filled = torch.where(mask, scores, scores.new_tensor(lowest))
-    has_key = mask.any(dim=-1, keepdim=True)
-    return torch.softmax(filled, dim=-1) * has_key
+    weights = torch.softmax(scores.masked_fill(~mask, torch.finfo(scores.dtype).min), dim=-1)
+    keyless = ~mask.any(dim=-1, keepdim=True)
+    # Skipping the fill when every row has a key saves two passes over the weights; the
+    # check costs one device synchronisation on a GPU.
+    if bool(keyless.any()):
+        weights = weights.masked_fill(keyless, 0.0)
+    return weights
 
 
 def _bucketed_attention_fn():

@@ -54,6 +54,11 @@ def lsh_buckets(x: Tensor, hyperplanes: Tensor) -> Tensor:
     Returns:
         Long tensor (..., n_t, L) of bucket ids in ``[0, 2**n_p)``.
     """
+    return _bucket_ids(x, hyperplanes).transpose(-1, -2)
+
+
+def _bucket_ids(x: Tensor, hyperplanes: Tensor) -> Tensor:
+    """Compute the bucket ids in (..., L, n_t) layout, which the mask compares without a copy."""
     if x.shape[-1] != hyperplanes.shape[-2]:
         raise ValueError(
             f"vectors of width {x.shape[-1]} cannot be hashed with hyperplanes of width "
@@ -68,9 +73,7 @@ def lsh_buckets(x: Tensor, hyperplanes: Tensor) -> Tensor:
     planes = hyperplanes.to(x.dtype).movedim(-3, -2).reshape(*hyperplanes.shape[:-3], dim, n_tables * n_p)
     with torch.no_grad():  # bucket ids are integers, so no gradient flows through hashing
         projections = torch.matmul(x, planes)
-    projections = projections.unflatten(-1, (n_tables, n_p)).movedim(-2, -3)  # (..., n_t, L, n_p)
-    bits = (projections > 0).long()
-
+    bits = (projections > 0).unflatten(-1, (n_tables, n_p)).long()  # (..., L, n_t, n_p)
     powers = 2 ** torch.arange(n_p, device=x.device)
     return (bits * powers).sum(dim=-1)
 
@@ -88,7 +91,7 @@ def lsh_attention_mask(q: Tensor, k: Tensor, hyperplanes: Tensor) -> Tensor:
     Returns:
         Bool tensor (..., L_q, L_k), True where query i may attend to key j.
     """
-    query_buckets = lsh_buckets(q, hyperplanes)  # (..., n_t, L_q)
-    key_buckets = lsh_buckets(k, hyperplanes)  # (..., n_t, L_k)
-    same_bucket = query_buckets.unsqueeze(-1) == key_buckets.unsqueeze(-2)  # (..., n_t, L_q, L_k)
-    return same_bucket.any(dim=-3)
+    query_buckets = _bucket_ids(q, hyperplanes)  # (..., L_q, n_t)
+    key_buckets = _bucket_ids(k, hyperplanes)  # (..., L_k, n_t)
+    same_bucket = query_buckets.unsqueeze(-2) == key_buckets.unsqueeze(-3)  # (..., L_q, L_k, n_t)
+    return same_bucket.any(dim=-1)
