@@ -198,10 +198,10 @@ def test_bucketed_recomputed_weights_equal_kept():
     # max_kept_bytes=0 makes the backward pass recompute every group's scores.
     q, k, v = random_inputs((2, 2, 90, 8), seed=17)
     hyperplanes = torch.randn(2, 3, 8, 2, generator=torch.Generator().manual_seed(18), dtype=torch.float64)
-    kept = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False)
+    reused = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False)
     recomputed = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False, max_kept_bytes=0)
-    torch.testing.assert_close(recomputed, kept, rtol=1e-12, atol=1e-14)
-    for got_grad, want_grad in zip(grads(recomputed, (q, k, v)), grads(kept, (q, k, v))):
+    torch.testing.assert_close(recomputed, reused, rtol=1e-12, atol=1e-14)
+    for got_grad, want_grad in zip(grads(recomputed, (q, k, v)), grads(reused, (q, k, v))):
         torch.testing.assert_close(got_grad, want_grad, rtol=1e-10, atol=1e-12)
 
 
@@ -232,16 +232,16 @@ def _saved_elements(out):
 
 
 def test_bucketed_memory_linear_without_kept_weights():
-    # L = 2048: the dense form keeps L^2 = 4.2 M scores per row; the recomputing form keeps
+    # At L = 2048 the dense form keeps L^2 = 4.2 M scores per row. The recomputing form keeps
     # q, k, v, the output and per-slot statistics, a few times L * d.
     length, width = 2048, 8
     q, k, v = random_inputs((1, 1, length, width), dtype=torch.float32, seed=21)
     hyperplanes = torch.randn(1, 4, width, 3, generator=torch.Generator().manual_seed(22))
     recomputing = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False, max_kept_bytes=0)
-    kept = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False)
+    reusing = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False)
 
     assert _saved_elements(recomputing) < 10 * length * width
-    assert _saved_elements(kept) > length * length / 4  # the kept weights: about n_t / 2**n_p of L^2
+    assert _saved_elements(reusing) > length * length / 4  # the kept weights: about n_t / 2**n_p of L^2
 
 
 def test_plan_close_to_even_buckets():
@@ -253,3 +253,13 @@ def test_plan_close_to_even_buckets():
     assert plan.padded_scores < 1.15 * plan.even_scores
     assert plan.block_size & (plan.block_size - 1) == 0
     assert plan.n_groups >= 1
+
+
+def test_bucketed_backward_twice_with_retained_graph():
+    q, k, v = random_inputs((1, 2, 60, 8), seed=25)
+    hyperplanes = torch.randn(2, 4, 8, 2, generator=torch.Generator().manual_seed(26), dtype=torch.float64)
+    out = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False)
+    first = torch.autograd.grad(out.sum(), (q, k, v), retain_graph=True)
+    second = torch.autograd.grad(out.sum(), (q, k, v))
+    for first_grad, second_grad in zip(first, second):
+        torch.testing.assert_close(second_grad, first_grad, rtol=0, atol=0)
