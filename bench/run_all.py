@@ -58,8 +58,12 @@ def run_section(key: str, args: argparse.Namespace) -> dict:
             import measure_attention as section
 
             lengths = [32, 256, 1024] if args.quick else [32, 256, 1024, 4096, 8192]
-            raw = section.measure(lengths, [3, 6], memory_limit_gb=args.memory_limit_gb, quick=args.quick)
-            markdown, targets = section.render(raw, torch.get_num_threads()), section.targets(raw)
+            raw = {
+                "rows": section.measure(lengths, [3, 6], memory_limit_gb=args.memory_limit_gb, quick=args.quick),
+                "short": section.measure_short(repeats=3 if args.quick else 30),
+            }
+            markdown = section.render(raw["rows"], torch.get_num_threads()) + "\n" + section.render_short(raw["short"])
+            targets = section.targets(raw["rows"], raw["short"])
             bench_attention = REPO / "docs" / "bench-attention.md"
             if bench_attention.is_file():
                 markdown += "\nThe network helper's own attention measurements (`docs/bench-attention.md`), as written there:\n\n"
@@ -128,7 +132,13 @@ def refresh_sections(results: dict) -> None:
     renderers = {"b": measure_training.render, "c": measure_preprocessing.render,
                  "d": measure_predict.render, "e": measure_loso.render,
                  "f": measure_accuracy.render}
-    checks = {"a": measure_attention.targets, "b": measure_training.targets, "d": measure_predict.targets}
+    def attention_targets(raw):
+        # Results written before the short-sequence panel existed are a bare list of rows.
+        if isinstance(raw, list):
+            return measure_attention.targets(raw)
+        return measure_attention.targets(raw["rows"], raw.get("short"))
+
+    checks = {"a": attention_targets, "b": measure_training.targets, "d": measure_predict.targets}
     for key, section in results.items():
         raw = section.get("raw") if isinstance(section, dict) else None
         if not raw or (isinstance(raw, dict) and "error" in raw):
