@@ -263,3 +263,48 @@ def test_bucketed_backward_twice_with_retained_graph():
     second = torch.autograd.grad(out.sum(), (q, k, v))
     for first_grad, second_grad in zip(first, second):
         torch.testing.assert_close(second_grad, first_grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+def test_bucketed_empty_batch(fallback):
+    q, k, v = random_inputs((0, 5, 4))
+    out = bucketed_lsh_attention(q, k, v, torch.randn(2, 4, 3, dtype=torch.float64), dense_fallback=fallback)
+    assert out.shape == (0, 5, 4)
+
+
+def test_plan_empty_batch():
+    plan = plan_buckets(torch.randn(0, 5, 4), torch.randn(0, 5, 4), torch.randn(2, 4, 3))
+    assert plan.n_groups == 0
+
+
+def test_bucketed_no_keys_keeps_graph():
+    q = torch.randn(2, 5, 4, requires_grad=True)
+    k = torch.randn(2, 0, 4, requires_grad=True)
+    v = torch.randn(2, 0, 3, requires_grad=True)
+    out = bucketed_lsh_attention(q, k, v, torch.randn(2, 4, 3))
+    out.sum().backward()
+    assert out.shape == (2, 5, 3)
+    assert torch.equal(q.grad, torch.zeros_like(q))
+
+
+def test_bucketed_rejects_widening_hyperplanes():
+    # Three per-head sets for one head would silently triple the rows.
+    q, k, v = random_inputs((2, 1, 25, 8))
+    hyperplanes = torch.randn(3, 4, 8, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="widen the leading dimensions"):
+        bucketed_lsh_attention(q, k, v, hyperplanes)
+
+
+def test_plan_rejects_block_size_zero():
+    with pytest.raises(ValueError, match="block_size"):
+        plan_buckets(torch.randn(2, 20, 8), torch.randn(2, 20, 8), torch.randn(4, 8, 3), block_size=0)
+
+
+def test_bucketed_many_hyperplanes_equals_dense():
+    # 2**24 buckets per table: units are numbered over occupied buckets only.
+    q, k, v = random_inputs((4, 2, 32, 8), seed=27)
+    hyperplanes = torch.randn(2, 4, 8, 24, generator=torch.Generator().manual_seed(28), dtype=torch.float64)
+    plan = plan_buckets(q, k, hyperplanes)
+    got = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False)
+    assert plan.n_groups <= 4 * 2 * 4 * 32
+    torch.testing.assert_close(got, dense_reference(q, k, v, hyperplanes), rtol=1e-10, atol=1e-12)

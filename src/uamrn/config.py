@@ -63,7 +63,8 @@ class ModelConfig(_Group):
     d_model: int = Field(128, ge=8)
     n_blocks: int = Field(3, ge=1)
     n_heads: int = Field(2, ge=1)
-    n_hyperplanes: int = Field(3, ge=1, description="n_p: hyperplanes per hash table, 2**n_p buckets")
+    # Bucket ids are int64 bit patterns, so n_p is capped well below 63 bits.
+    n_hyperplanes: int = Field(3, ge=1, le=32, description="n_p: hyperplanes per hash table, 2**n_p buckets")
     n_tables: int = Field(4, ge=1, description="n_t: hash tables whose same-bucket pairs are unioned")
     attention: Literal["sparse", "full"] = "sparse"
     attention_impl: Literal["auto", "dense", "bucketed"] = "auto"

@@ -19,7 +19,8 @@ gradient can be NaN.
 Each group gathers its slots from q, k and v and adds its results back, so no tensor of
 n_t copies of q, k or v is allocated. The backward pass needs the exponentiated scores.
 They are kept from the forward pass when they fit in ``max_kept_bytes``, and otherwise
-recomputed group by group (as FlashAttention does), so that memory stays linear in L.
+recomputed group by group (as FlashAttention does). Memory is therefore linear in L plus
+the kept scores, which grow as ``n_t * L**2 / w`` but never beyond ``max_kept_bytes``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from uamrn.nn.attention import masked_softmax
 from uamrn.nn.lsh import lsh_attention_mask, lsh_buckets
 
 __all__ = ["BucketPlan", "bucketed_lsh_attention", "plan_buckets"]
@@ -38,7 +40,7 @@ __all__ = ["BucketPlan", "bucketed_lsh_attention", "plan_buckets"]
 logger = logging.getLogger(__name__)
 
 # Exponentiated scores up to this size are kept for the backward pass. Larger ones are
-# recomputed, so that memory stays linear in L.
+# recomputed, which caps the part of the memory that grows faster than L.
 DEFAULT_MAX_KEPT_BYTES = 512 * 2**20
 
 # Estimated fixed cost of one group, in score-widths (one score times d + d_v). A group
@@ -162,6 +164,12 @@ def _hash(q: Tensor, k: Tensor, hyperplanes: Tensor) -> tuple[Tensor, Tensor]:
     """Bucket ids of queries and keys, flattened to (N, T, L) with N the leading dimensions."""
     query_buckets = lsh_buckets(q, hyperplanes)
     key_buckets = lsh_buckets(k, hyperplanes)
+    if query_buckets.shape[:-2] != q.shape[:-2]:
+        raise ValueError(
+            f"hyperplanes {tuple(hyperplanes.shape)} would widen the leading dimensions of q "
+            f"{tuple(q.shape)} to {tuple(query_buckets.shape[:-2])}; give one set per head, "
+            "(H, n_t, d, n_p) with H = q.shape[-3], or a single set (n_t, d, n_p)"
+        )
     n_tables = query_buckets.shape[-2]
     return (
         query_buckets.reshape(-1, n_tables, q.shape[-2]),
@@ -223,10 +231,17 @@ def _build_layout(
     n_buckets = 2**n_hyperplanes
     n_rows, n_tables, length_q = query_buckets.shape
     length_k = key_buckets.shape[-1]
-    n_units = n_rows * n_tables * n_buckets
+    if block_size is not None and block_size < 1:
+        raise ValueError(f"block_size must be at least 1, got {block_size}")
 
-    query_units = _unit_ids(query_buckets, n_buckets)
-    key_units = _unit_ids(key_buckets, n_buckets)
+    # Units are numbered densely over the occupied (row, table, bucket) triples only, so that
+    # memory does not grow with 2**n_p.
+    query_units = _unit_ids(query_buckets, n_buckets).reshape(-1)
+    key_units = _unit_ids(key_buckets, n_buckets).reshape(-1)
+    _, dense_ids = torch.unique(torch.cat([query_units, key_units]), return_inverse=True)
+    n_units = int(dense_ids.max()) + 1 if dense_ids.numel() else 0
+    query_units = dense_ids[: query_units.numel()].view(n_rows, n_tables, length_q)
+    key_units = dense_ids[query_units.numel() :].view(n_rows, n_tables, length_k)
     query_counts = torch.bincount(query_units.reshape(-1), minlength=n_units)
     key_counts = torch.bincount(key_units.reshape(-1), minlength=n_units)
 
@@ -238,7 +253,7 @@ def _build_layout(
     key_padded = _round_up(key_counts, block_size) * active
 
     # Units sorted by (rounded queries, rounded keys); each run of equal sizes is one group.
-    size_key = query_padded * (int(key_padded.max()) + 1) + key_padded
+    size_key = query_padded * ((int(key_padded.max()) if n_units else 0) + 1) + key_padded
     active_units = torch.nonzero(active).squeeze(1)
     active_units = active_units[torch.argsort(size_key[active_units], stable=True)]
     query_sizes = query_padded[active_units]
@@ -312,15 +327,9 @@ def plan_buckets(q: Tensor, k: Tensor, hyperplanes: Tensor, *, block_size: int |
 
 
 def _dense_masked(q: Tensor, k: Tensor, v: Tensor, hyperplanes: Tensor, scale: float) -> Tensor:
-    """Compute the dense masked form, for buckets too uneven for the blocked layout to save work."""
+    """Compute the dense masked form, for empty inputs and buckets too uneven to save work."""
     scores = torch.matmul(q, k.transpose(-2, -1)) * scale
-    mask = lsh_attention_mask(q, k, hyperplanes)
-    filled = torch.where(mask, scores, scores.new_tensor(torch.finfo(scores.dtype).min))
-    row_max = filled.amax(dim=-1, keepdim=True).detach()
-    weights = torch.exp(filled - row_max) * mask
-    total = weights.sum(dim=-1, keepdim=True)
-    weights = weights / torch.where(mask.any(dim=-1, keepdim=True), total, torch.ones_like(total))
-    return torch.matmul(weights, v)
+    return torch.matmul(masked_softmax(scores, lsh_attention_mask(q, k, hyperplanes)), v)
 
 
 def _group_inputs(
@@ -500,15 +509,14 @@ def bucketed_lsh_attention(
             f"q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} do not fit together; "
             "expected q (..., L_q, d), k (..., L_k, d) and v (..., L_k, d_v)"
         )
-    if block_size is not None and block_size < 1:
-        raise ValueError(f"block_size must be at least 1, got {block_size}")
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
 
     leading = q.shape[:-2]
     length_q, length_k, width_v = q.shape[-2], k.shape[-2], v.shape[-1]
-    if length_q == 0 or length_k == 0:
-        return v.new_zeros(*leading, length_q, width_v)
+    if q.numel() == 0 or k.numel() == 0:
+        # The dense form handles empty shapes and keeps the autograd graph (zero gradients).
+        return _dense_masked(q, k, v, hyperplanes, scale)
 
     with torch.no_grad():
         query_buckets, key_buckets = _hash(q, k, hyperplanes)
