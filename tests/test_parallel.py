@@ -104,3 +104,11 @@ def test_map_folds_workers_limit_threads():
 def test_map_folds_raises_fold_error():
     with pytest.raises(ValueError, match="fold b failed"):
         list(map_folds(failing_fold, ["a", "b", "c"], jobs=2, cores=2))
+
+
+def test_map_folds_caps_jobs_at_cores(caplog):
+    with caplog.at_level("WARNING", logger="uamrn.train.parallel"):
+        results = dict(map_folds(thread_probe, ["a", "bb", "ccc"], jobs=4, shared_args=(100,), cores=2))
+    assert sorted(results) == ["a", "bb", "ccc"]
+    assert {threads for threads, _, _ in results.values()} == {1}
+    assert "more than the 2 cores" in caplog.text

@@ -141,7 +141,7 @@ def map_folds(
     Args:
         fold_fn: A module-level (picklable) function of ``(subject, *shared_args)``.
         subjects: Test subjects, one fold each.
-        jobs: Worker processes; capped at the number of subjects.
+        jobs: Worker processes; capped at the number of subjects and at ``cores``.
         shared_args: Arguments common to all folds (sample set, features, config, run dir).
         cores: Cores to share among the workers; those available to this process when None.
 
@@ -152,7 +152,12 @@ def map_folds(
         ValueError: ``jobs < 1``.
         Exception: The first exception raised by a fold; folds not yet started are cancelled.
     """
-    threads = worker_threads(jobs, cores)
+    available = cores or available_cores()
+    if jobs > available:
+        # More processes than cores would oversubscribe them even at one thread each.
+        logger.warning("--jobs %d is more than the %d cores this process may use; running %d", jobs, available, available)
+        jobs = available
+    threads = worker_threads(jobs, available)
     subjects = list(subjects)
     if jobs == 1 or len(subjects) <= 1:
         for subject in tqdm(subjects, desc="LOSO folds", unit="fold"):
