@@ -188,39 +188,87 @@ def measure(lengths, hyperplane_counts, *, batch=1, heads=2, d_head=512, n_table
     return results
 
 
+def _sdpa_lsh_mask(q, k, v, hyperplanes):
+    from uamrn.nn.lsh import lsh_attention_mask
+
+    with torch.no_grad():
+        mask = lsh_attention_mask(q, k, hyperplanes)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
 def measure_short(batches=(1, 8, 64), *, length=32, heads=2, d_head=512, n_tables=4, n_hyperplanes=3, repeats=30):
     """Time full attention, SDPA and the dense SSA at a short length for several batch sizes.
 
     At L = 32 each call takes about a millisecond, so per-operation overhead decides the
     ratio. Batch 8 is one clip's M = 8 Monte-Carlo passes, batch 64 a training batch of 8.
+    Also timed, forward only: hashing q and k, the whole mask (hashing included) and the
+    q k^T product, and SDPA given the LSH mask as a boolean ``attn_mask`` (an alternative
+    to the dense SSA that equals it, tried and not used by the model).
     """
+    from uamrn.nn.lsh import lsh_attention_mask, lsh_buckets
+
     generator = torch.Generator().manual_seed(1)
     rows = []
     for batch in batches:
         q, k, v = (torch.randn(batch, heads, length, d_head, generator=generator, requires_grad=True) for _ in range(3))
         hyperplanes = torch.randn(heads, n_tables, d_head, n_hyperplanes, generator=generator)
-        row = {"batch": batch, "length": length}
-        for name in ("full", "sdpa", "dense_ssa"):
+        row = {"batch": batch, "length": length, "heads": heads, "d_head": d_head,
+               "n_tables": n_tables, "n_hyperplanes": n_hyperplanes}
+        implementations = {**IMPLEMENTATIONS, "sdpa_lsh_mask": _sdpa_lsh_mask}
+        for name in ("full", "sdpa", "dense_ssa", "sdpa_lsh_mask"):
             logger.info("attention L=%d batch %d %s", length, batch, name)
-            row[f"{name}_s"], _ = _measure(IMPLEMENTATIONS[name], q, k, v, hyperplanes, repeats, 3)
+            row[f"{name}_s"], _ = _measure(implementations[name], q, k, v, hyperplanes, repeats, 3)
+
+        with torch.no_grad():
+            parts = {
+                "hashing": lambda: (lsh_buckets(q, hyperplanes), lsh_buckets(k, hyperplanes)),
+                "mask": lambda: lsh_attention_mask(q, k, hyperplanes),
+                "scores": lambda: torch.matmul(q, k.transpose(-2, -1)),
+            }
+            for name, part in parts.items():
+                row[f"{name}_forward_s"] = best_time(part, repeats=repeats, warmup=3)
         rows.append(row)
     return rows
 
 
-def render_short(rows) -> str:
+def render_short(rows, quick: bool = False) -> str:
     """Format the short-sequence panel as Markdown."""
+    timing = "best of 3 runs after 3 warm-up runs (--quick)" if quick else "best of 30 runs after 3 warm-up runs"
+    first = rows[0]
     lines = [
-        f"**L = {rows[0]['length']} at the model's batch sizes** (n_p = 3; batch 8 is one clip's M = 8 Monte-Carlo "
-        "passes, 64 a training batch of 8 clips; best of 30 runs)",
+        f"**L = {first['length']} at the model's batch sizes** (n_p = {first.get('n_hyperplanes', 3)}; batch 8 is one "
+        f"clip's M = 8 Monte-Carlo passes, 64 a training batch of 8 clips; {timing}). Forward + backward: full, SDPA, "
+        "dense SSA, and SDPA given the LSH mask as a boolean `attn_mask`.",
         "",
-        "| batch | full ms | SDPA ms | dense SSA ms | dense SSA vs SDPA (time ratio) | full vs SDPA |",
-        "|---|---|---|---|---|---|",
+        "| batch | full ms | SDPA ms | dense SSA ms | SDPA + LSH mask ms | dense SSA vs SDPA (time ratio) "
+        "| SDPA + LSH mask vs SDPA | full vs SDPA |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['batch']} | {_seconds(row['full_s'])} | {_seconds(row['sdpa_s'])} | {_seconds(row['dense_ssa_s'])} "
-            f"| {_ratio(row['dense_ssa_s'], row['sdpa_s'])} | {_ratio(row['full_s'], row['sdpa_s'])} |"
+            f"| {_seconds(row.get('sdpa_lsh_mask_s'))} | {_ratio(row['dense_ssa_s'], row['sdpa_s'])} "
+            f"| {_ratio(row.get('sdpa_lsh_mask_s'), row['sdpa_s'])} | {_ratio(row['full_s'], row['sdpa_s'])} |"
         )
+    if "hashing_forward_s" in first:
+        lines += [
+            "",
+            "Parts of the dense SSA, forward only: hashing q and k (one product with n_t * n_p hyperplanes per "
+            "head each), the whole mask (hashing included) and the q k^T product; GFLOP/s counts the "
+            "multiply-adds of the products twice.",
+            "",
+            "| batch | hashing ms | mask ms | q k^T ms | hashing GFLOP/s | q k^T GFLOP/s |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in rows:
+            rows_hashed = row["batch"] * row["heads"] * 2 * row["length"]
+            hashing_flops = 2.0 * rows_hashed * row["d_head"] * row["n_tables"] * row["n_hyperplanes"]
+            score_flops = 2.0 * row["batch"] * row["heads"] * row["length"] ** 2 * row["d_head"]
+            lines.append(
+                f"| {row['batch']} | {row['hashing_forward_s'] * 1000:.3f} | {row['mask_forward_s'] * 1000:.3f} "
+                f"| {row['scores_forward_s'] * 1000:.3f} | {hashing_flops / row['hashing_forward_s'] / 1e9:.0f} "
+                f"| {score_flops / row['scores_forward_s'] / 1e9:.0f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -239,7 +287,22 @@ def _seconds(value) -> str:
     return f"{value * 1000:.0f}"
 
 
-def render(results, torch_threads: int) -> str:
+def _timing_text(quick: bool) -> str:
+    if quick:
+        return (
+            "--quick: time is one cold run per size and peak memory the resident-memory increase sampled "
+            "during it, a smoke test whose ratios are not measurements."
+        )
+    return (
+        "Time is the best of 30 runs after 3 warm-up runs for L <= 256, of 3 runs after one warm-up for "
+        "L = 1024, and of 2 runs after one warm-up for L >= 4096. Peak memory for "
+        f"L >= {FRESH_PROCESS_MEMORY_FROM_LENGTH} is the growth of the peak resident set over one forward + "
+        "backward in a fresh process, where the allocator cannot reuse pages an earlier run freed. For shorter L "
+        "it is the highest resident-memory increase sampled every 1 ms during one more run, and reads near zero."
+    )
+
+
+def render(results, torch_threads: int, quick: bool = False) -> str:
     """Format the attention results as Markdown with the targets."""
     if not results:
         return "not measured: no attention results\n"
@@ -247,11 +310,7 @@ def render(results, torch_threads: int) -> str:
     lines = [
         f"Shapes: batch {first['batch']}, {first['heads']} heads, d_head {first['d_head']} (d_model 1024 / 2 heads, "
         f"the paper's size), n_t = {first['n_tables']} hash tables, float32, forward + backward with a random "
-        f"upstream gradient, {torch_threads} torch threads. Time is the best of 30 runs after 3 warm-up runs for "
-        "L <= 256, of 3 runs after one warm-up for L = 1024, and of 2 runs after one warm-up for L >= 4096. Peak memory "
-        f"for L >= {FRESH_PROCESS_MEMORY_FROM_LENGTH} is the growth of the peak resident set over one forward + backward "
-        "in a fresh process (there the allocator cannot reuse pages an earlier run freed); for shorter L it is the "
-        "highest resident-memory increase sampled every 1 ms during one more run, and reads near zero. *full* is softmax attention over all keys written with matmuls (the paper's "
+        f"upstream gradient, {torch_threads} torch threads. {_timing_text(quick)} *full* is softmax attention over all keys written with matmuls (the paper's "
         "full-attention baseline), *SDPA* is `torch.nn.functional.scaled_dot_product_attention`, *dense SSA* "
         "the model's masked L x L form, *bucketed SSA* `uamrn.nn.lsh_bucketed.bucketed_lsh_attention`. "
         "*auto* is what the model runs with `attention_impl: auto` (dense for L <= 256, bucketed above). "

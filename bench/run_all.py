@@ -2,9 +2,11 @@
 
 Usage::
 
-    python bench/run_all.py            # everything (about an hour on 2 CPU cores)
-    python bench/run_all.py --quick    # small sizes, one repeat, no LOSO: a smoke test
-    python bench/run_all.py --only a,b # rerun some sections; the others come from docs/benchmarks.json
+    python bench/run_all.py            # everything (about 25 minutes on 2 quiet CPU cores)
+    python bench/run_all.py --quick    # small sizes, one cold run each, no LOSO: a smoke test
+                                       # written under the temp folder unless --out is given
+    python bench/run_all.py --only a,b # rerun some sections; the others come from the .json
+                                       # beside --out (docs/benchmarks.json by default)
     python bench/run_all.py --only none --merge other/benchmarks.json  # add another run's sections
 
 Sections: (a) attention, (b) training throughput, (c) preprocessing, (d) predict latency,
@@ -21,6 +23,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -62,7 +65,10 @@ def run_section(key: str, args: argparse.Namespace) -> dict:
                 "rows": section.measure(lengths, [3, 6], memory_limit_gb=args.memory_limit_gb, quick=args.quick),
                 "short": section.measure_short(repeats=3 if args.quick else 30),
             }
-            markdown = section.render(raw["rows"], torch.get_num_threads()) + "\n" + section.render_short(raw["short"])
+            markdown = (
+                section.render(raw["rows"], torch.get_num_threads(), quick=args.quick)
+                + "\n" + section.render_short(raw["short"], quick=args.quick)
+            )
             targets = section.targets(raw["rows"], raw["short"])
             bench_attention = REPO / "docs" / "bench-attention.md"
             if bench_attention.is_file():
@@ -107,6 +113,9 @@ def run_section(key: str, args: argparse.Namespace) -> dict:
     except Exception as err:  # a failing section must not lose the others' results
         logger.error("section %s failed:\n%s", key, traceback.format_exc())
         raw, markdown, targets = {"error": repr(err)}, f"not measured: the section failed with {err!r}\n", []
+    if args.quick:
+        # One cold call per size is a smoke test, not a measurement to judge a target by.
+        targets = [(label, f"{measured} (--quick, not judged)", None) for label, measured, _ in targets]
     return {
         "markdown": markdown,
         "targets": [list(target) for target in targets],
@@ -145,8 +154,39 @@ def refresh_sections(results: dict) -> None:
             continue
         if key in renderers:
             section["markdown"] = renderers[key](raw)
-        if key in checks:
+        if key in checks and not section.get("quick"):
             section["targets"] = [list(target) for target in checks[key](raw)]
+
+
+def read_results(path: Path, parser: argparse.ArgumentParser) -> dict:
+    """Read another run's benchmarks.json for --merge, or stop with a message naming the file."""
+    try:
+        results = json.loads(path.read_text())
+    except FileNotFoundError:
+        parser.error(f"--merge file {path} not found; give the benchmarks.json written beside another run's --out")
+    except json.JSONDecodeError as err:
+        parser.error(f"--merge file {path} is not valid JSON ({err}); rerun the benchmark that wrote it")
+    unknown = [key for key in results if key not in SECTIONS] if isinstance(results, dict) else ["(not an object)"]
+    if unknown:
+        parser.error(f"--merge file {path} has unknown section {unknown[0]!r}; sections are {', '.join(SECTIONS)}")
+    return results
+
+
+def _measured(section: dict) -> bool:
+    """True when a section contains measurements, not a skip or an error."""
+    raw = section.get("raw")
+    return bool(raw) and not (isinstance(raw, dict) and ("skipped" in raw or "error" in raw))
+
+
+def merge_sections(results: dict, other: dict) -> None:
+    """Copy other's sections into results, but never a skipped, failed or --quick one over a full one."""
+    for key, section in other.items():
+        current = results.get(key)
+        if current is not None and _measured(current) and not current.get("quick"):
+            if not _measured(section) or section.get("quick"):
+                logger.info("--merge: kept the measured section (%s); the merged one is skipped, failed or --quick", key)
+                continue
+        results[key] = section
 
 
 def _status(met) -> str:
@@ -199,7 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes and one repeat, LOSO skipped")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to run (default a,b,c,d,e,f)")
     parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="the shared real-data folder")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md", help="Markdown report to write")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="Markdown report to write (default docs/benchmarks.md; with --quick "
+                             "uamrn-bench-quick/benchmarks.md in the temp folder, so a smoke test never "
+                             "replaces the measured results)")
     parser.add_argument("--memory-limit-gb", type=float, default=6.0,
                         help="skip an attention run whose estimated peak memory exceeds this, in GiB (default 6)")
     parser.add_argument("--loso-epochs", type=int, default=None, help="epochs per LOSO fold (default: uamrn evaluate's)")
@@ -216,10 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown section {unknown[0]!r} in --only; choose from {', '.join(SECTIONS)}")
 
+    if args.out is None:
+        quick_dir = Path(tempfile.gettempdir()) / "uamrn-bench-quick"
+        args.out = quick_dir / "benchmarks.md" if args.quick else REPO / "docs" / "benchmarks.md"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     json_path = args.out.with_suffix(".json")
     results = json.loads(json_path.read_text()) if json_path.is_file() else {}
     for other in args.merge:
-        results.update(json.loads(Path(other).read_text()))
+        merge_sections(results, read_results(Path(other), parser))
     command = "python bench/run_all.py" + (" --quick" if args.quick else "")
     if not sections:
         refresh_sections(results)
