@@ -291,8 +291,39 @@ def test_bucketed_rejects_widening_hyperplanes():
     # Three per-head sets for one head would silently triple the rows.
     q, k, v = random_inputs((2, 1, 25, 8))
     hyperplanes = torch.randn(3, 4, 8, 3, dtype=torch.float64)
-    with pytest.raises(ValueError, match="widen the leading dimensions"):
+    with pytest.raises(ValueError, match="do not fit the leading dimensions"):
         bucketed_lsh_attention(q, k, v, hyperplanes)
+
+
+def test_bucketed_rejects_more_heads_in_hyperplanes():
+    q, k, v = random_inputs((1, 2, 10, 8))
+    with pytest.raises(ValueError, match="do not fit the leading dimensions"):
+        bucketed_lsh_attention(q, k, v, torch.randn(4, 4, 8, 3, dtype=torch.float64))
+
+
+def test_bucketed_checks_inputs_before_empty_shortcut():
+    q, k, v = random_inputs((1, 1, 6, 8))
+    with pytest.raises(ValueError, match="do not fit the leading dimensions"):
+        bucketed_lsh_attention(q, k[..., :0, :], v[..., :0, :], torch.randn(4, 4, 8, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="block_size"):
+        bucketed_lsh_attention(q, k[..., :0, :], v[..., :0, :], torch.randn(4, 8, 3, dtype=torch.float64), block_size=0)
+
+
+def test_bucketed_rejects_too_many_hyperplanes():
+    q, k, v = random_inputs((1, 2, 10, 8))
+    with pytest.raises(ValueError, match="n_p = 33"):
+        bucketed_lsh_attention(q, k, v, torch.randn(2, 3, 8, 33, dtype=torch.float64))
+
+
+def test_bucketed_32_hyperplanes_equals_dense():
+    # Keys near the queries share buckets even with 2**32 buckets per table.
+    q, k, v = random_inputs((1, 2, 40, 6), seed=29)
+    with torch.no_grad():
+        k.copy_(q + 0.05 * torch.randn(q.shape, generator=torch.Generator().manual_seed(30), dtype=q.dtype))
+    hyperplanes = torch.randn(2, 3, 6, 32, generator=torch.Generator().manual_seed(31), dtype=torch.float64)
+    got = bucketed_lsh_attention(q, k, v, hyperplanes, dense_fallback=False)
+    assert got.abs().sum() > 0
+    torch.testing.assert_close(got, dense_reference(q, k, v, hyperplanes), rtol=1e-10, atol=1e-12)
 
 
 def test_plan_rejects_block_size_zero():

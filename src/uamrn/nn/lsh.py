@@ -67,6 +67,8 @@ def _bucket_ids(x: Tensor, hyperplanes: Tensor) -> Tensor:
         )
 
     n_tables, dim, n_p = hyperplanes.shape[-3:]
+    if n_p > 62:
+        raise ValueError(f"n_p = {n_p} hyperplanes per table do not fit an int64 bucket id; use at most 62")
 
     # All tables in one matmul: (..., L, d) @ (..., d, n_t * n_p). Broadcasting x against
     # a (..., n_t, d, n_p) tensor instead would copy x once per table.

@@ -45,9 +45,14 @@ DEFAULT_MAX_KEPT_BYTES = 512 * 2**20
 
 # Estimated fixed cost of one group, in score-widths (one score times d + d_v). A group
 # costs about 1 ms in gathers, masks, index_add_ and Python calls over both passes, and a
-# score-width about 0.044 ns. Both are estimates from timings on the 2-core CPU named in
-# docs/benchmarks.md; on other hardware the choice of block size may be off, not the result.
+# score-width about 0.044 ns. Both are estimates from development timings on the 2-core CPU
+# named in docs/benchmarks.md, not figures of its tables. On other hardware the choice of
+# block size may be off, never the result.
 GROUP_COST = 2.2e7
+
+# Unit ids are (row * n_t + table) * 2**n_p + bucket in int64, which leaves room for 2**31
+# rows and tables at this n_p (the model config allows the same maximum).
+MAX_HYPERPLANES = 32
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ class _Side:
         source: Long (S,): the flattened row in ``[0, N * L)`` each slot holds, ``N * L``
             for a padding slot.
         gather: ``source`` with padding slots reading row 0, for ``index_select``.
-        earlier_codes: Int (T - 1, S): the element's bucket in each earlier table, or a
+        earlier_codes: Long (T - 1, S): the element's bucket in each earlier table, or a
             sentinel that matches nothing for later tables and padding slots.
     """
 
@@ -164,17 +169,33 @@ def _hash(q: Tensor, k: Tensor, hyperplanes: Tensor) -> tuple[Tensor, Tensor]:
     """Bucket ids of queries and keys, flattened to (N, T, L) with N the leading dimensions."""
     query_buckets = lsh_buckets(q, hyperplanes)
     key_buckets = lsh_buckets(k, hyperplanes)
-    if query_buckets.shape[:-2] != q.shape[:-2]:
-        raise ValueError(
-            f"hyperplanes {tuple(hyperplanes.shape)} would widen the leading dimensions of q "
-            f"{tuple(q.shape)} to {tuple(query_buckets.shape[:-2])}; give one set per head, "
-            "(H, n_t, d, n_p) with H = q.shape[-3], or a single set (n_t, d, n_p)"
-        )
     n_tables = query_buckets.shape[-2]
     return (
         query_buckets.reshape(-1, n_tables, q.shape[-2]),
         key_buckets.reshape(-1, n_tables, k.shape[-2]),
     )
+
+
+def _check_inputs(q: Tensor, k: Tensor, hyperplanes: Tensor, block_size: int | None) -> None:
+    """Raise ValueError for hyperplanes or a block size that the bucketed form cannot use."""
+    if hyperplanes.dim() < 3:
+        raise ValueError(f"hyperplanes must be (..., n_t, d, n_p), got shape {tuple(hyperplanes.shape)}")
+    if hyperplanes.shape[-1] > MAX_HYPERPLANES:
+        raise ValueError(
+            f"n_p = {hyperplanes.shape[-1]} hyperplanes per table is more than the bucketed form supports "
+            f"({MAX_HYPERPLANES}, because unit ids combine row, table and bucket in one int64); use fewer"
+        )
+    try:
+        leading = torch.broadcast_shapes(q.shape[:-2], hyperplanes.shape[:-3])
+    except RuntimeError:
+        leading = None
+    if leading != q.shape[:-2]:
+        raise ValueError(
+            f"hyperplanes {tuple(hyperplanes.shape)} do not fit the leading dimensions of q {tuple(q.shape)}; "
+            "give one set per head, (H, n_t, d, n_p) with H = q.shape[-3], or a single set (n_t, d, n_p)"
+        )
+    if block_size is not None and block_size < 1:
+        raise ValueError(f"block_size must be at least 1, got {block_size}")
 
 
 def _unit_ids(buckets: Tensor, n_buckets: int) -> Tensor:
@@ -205,12 +226,12 @@ def _place(
 
     # earlier_codes[e, s] is the bucket in table e of the element in slot s when e is earlier
     # than the slot's own table. Every other entry is the sentinel.
-    codes = torch.full((max(n_tables - 1, 0), n_slots), sentinel, dtype=torch.int32, device=units.device)
+    codes = torch.full((max(n_tables - 1, 0), n_slots), sentinel, dtype=torch.long, device=units.device)
     tables = torch.arange(n_tables, device=units.device).view(1, n_tables, 1).expand_as(slot_of)
     for earlier in range(n_tables - 1):
         later = placed & (tables > earlier)
         element_code = buckets[:, earlier : earlier + 1, :].expand_as(slot_of)
-        codes[earlier, slot_of[later]] = element_code[later].to(torch.int32)
+        codes[earlier, slot_of[later]] = element_code[later]
     gather = torch.where(source < n_rows * length, source, torch.zeros_like(source))
     return _Side(slot_of=slot_of, source=source, gather=gather, earlier_codes=codes)
 
@@ -231,9 +252,6 @@ def _build_layout(
     n_buckets = 2**n_hyperplanes
     n_rows, n_tables, length_q = query_buckets.shape
     length_k = key_buckets.shape[-1]
-    if block_size is not None and block_size < 1:
-        raise ValueError(f"block_size must be at least 1, got {block_size}")
-
     # Units are numbered densely over the occupied (row, table, bucket) triples only, so that
     # memory does not grow with 2**n_p.
     query_units = _unit_ids(query_buckets, n_buckets).reshape(-1)
@@ -321,6 +339,7 @@ def plan_buckets(q: Tensor, k: Tensor, hyperplanes: Tensor, *, block_size: int |
     Returns:
         The plan; ``max_queries / mean_queries`` is the unevenness of the query buckets.
     """
+    _check_inputs(q, k, hyperplanes, block_size)
     with torch.no_grad():
         query_buckets, key_buckets = _hash(q, k, hyperplanes)
     return _build_layout(query_buckets, key_buckets, hyperplanes.shape[-1], block_size, 2 * q.shape[-1]).plan
@@ -509,6 +528,7 @@ def bucketed_lsh_attention(
             f"q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} do not fit together; "
             "expected q (..., L_q, d), k (..., L_k, d) and v (..., L_k, d_v)"
         )
+    _check_inputs(q, k, hyperplanes, block_size)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
 
