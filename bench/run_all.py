@@ -164,11 +164,17 @@ def read_results(path: Path, parser: argparse.ArgumentParser) -> dict:
         results = json.loads(path.read_text())
     except FileNotFoundError:
         parser.error(f"--merge file {path} not found; give the benchmarks.json written beside another run's --out")
+    except OSError as err:
+        parser.error(f"--merge file {path} cannot be read ({err.strerror}); give a benchmarks.json file")
     except json.JSONDecodeError as err:
         parser.error(f"--merge file {path} is not valid JSON ({err}); rerun the benchmark that wrote it")
-    unknown = [key for key in results if key not in SECTIONS] if isinstance(results, dict) else ["(not an object)"]
-    if unknown:
-        parser.error(f"--merge file {path} has unknown section {unknown[0]!r}; sections are {', '.join(SECTIONS)}")
+    if not isinstance(results, dict):
+        parser.error(f"--merge file {path} is not a JSON object of sections; give a benchmarks.json file")
+    for key, section in results.items():
+        if key not in SECTIONS:
+            parser.error(f"--merge file {path} has unknown section {key!r}; sections are {', '.join(SECTIONS)}")
+        if not isinstance(section, dict) or "markdown" not in section:
+            parser.error(f"--merge file {path}: section {key!r} is not a benchmark section; rerun the benchmark")
     return results
 
 
@@ -184,7 +190,7 @@ def merge_sections(results: dict, other: dict) -> None:
         current = results.get(key)
         if current is not None and _measured(current) and not current.get("quick"):
             if not _measured(section) or section.get("quick"):
-                logger.info("--merge: kept the measured section (%s); the merged one is skipped, failed or --quick", key)
+                logger.warning("kept the measured section (%s): the new one is skipped, failed or --quick", key)
                 continue
         results[key] = section
 
@@ -274,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         write_atomic(args.out, render(results, command))
     for key in sections:
         logger.info("section (%s) %s", key, SECTIONS[key])
-        results[key] = run_section(key, args)
+        # A skipped or failed section does not replace measured results in the report.
+        merge_sections(results, {key: run_section(key, args)})
         # Both files are rewritten after every section, so an interrupted run keeps what it finished.
         write_atomic(json_path, json.dumps(results, indent=2, default=str) + "\n")
         write_atomic(args.out, render(results, command))
