@@ -201,9 +201,9 @@ def measure_short(batches=(1, 8, 64), *, length=32, heads=2, d_head=512, n_table
 
     At L = 32 each call takes about a millisecond, so per-operation overhead decides the
     ratio. Batch 8 is one clip's M = 8 Monte-Carlo passes, batch 64 a training batch of 8.
-    Also timed, forward only: hashing q and k, the whole mask (hashing included) and the
-    q k^T product, and SDPA given the LSH mask as a boolean ``attn_mask`` (an alternative
-    to the dense SSA that equals it, tried and not used by the model).
+    Also timed: SDPA given the LSH mask as a boolean ``attn_mask``, which equals the dense
+    SSA but is not what the model runs. Forward only, the hashing of q and k, the whole mask
+    (hashing included) and the q k^T product are timed too.
     """
     from uamrn.nn.lsh import lsh_attention_mask, lsh_buckets
 
