@@ -117,16 +117,14 @@ class _Side:
     """Where the queries (or keys) of every unit sit in the blocked slot layout.
 
     Attributes:
-        slot_of: Long (N, T, L): the slot of element i of row n in table t, or -1 when its
-            unit has no partner (a query bucket without keys, or the other way round).
-        source: Long (S,): the flattened row in ``[0, N * L)`` each slot holds, ``N * L``
-            for a padding slot.
+        source: Long (S,): the flattened row in ``[0, N * L)`` each slot contains, ``N * L``
+            for a padding slot. An element whose unit has no partner (a query bucket
+            without keys, or the other way round) has no slot.
         gather: ``source`` with padding slots reading row 0, for ``index_select``.
         earlier_codes: Long (T - 1, S): the element's bucket in each earlier table, or a
             sentinel that matches nothing for later tables and padding slots.
     """
 
-    slot_of: Tensor
     source: Tensor
     gather: Tensor
     earlier_codes: Tensor
@@ -216,6 +214,7 @@ def _place(
     ranks = torch.empty_like(flat_units)
     ranks[order] = torch.arange(flat_units.numel(), device=units.device) - unit_starts[flat_units[order]]
 
+    # slot_of[n, t, i]: the slot of element i of row n in table t, or -1 without a slot.
     start = slot_start[flat_units]
     slot_of = torch.where(start >= 0, start + ranks, torch.full_like(start, -1)).view(n_rows, n_tables, length)
 
@@ -233,7 +232,7 @@ def _place(
         element_code = buckets[:, earlier : earlier + 1, :].expand_as(slot_of)
         codes[earlier, slot_of[later]] = element_code[later]
     gather = torch.where(source < n_rows * length, source, torch.zeros_like(source))
-    return _Side(slot_of=slot_of, source=source, gather=gather, earlier_codes=codes)
+    return _Side(source=source, gather=gather, earlier_codes=codes)
 
 
 @dataclass(frozen=True)
